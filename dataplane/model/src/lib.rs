@@ -1,0 +1,30 @@
+//! The contract between ferry's controller and its data plane.
+//!
+//! The controller turns Kubernetes objects into a [`Snapshot`]; the data plane serves from the
+//! snapshot it was last handed. Everything here is plain, immutable data plus the pure lookups
+//! the proxy runs per request ([`RouteTable::lookup`]). This crate must not grow I/O, async, or a
+//! dependency on Kubernetes, pingora or aya: it is the seam that lets translation be tested
+//! without a proxy and the proxy without Kubernetes.
+//!
+//! ```text
+//!  Snapshot
+//!  ├─ routes: RouteTable ── host (exact │ *.wildcard │ any) ──▶ HostRoutes
+//!  │                                                            ├─ PathTrie ──▶ Arc<Route>
+//!  │                                                            └─ fallback ──▶ Arc<Route>
+//!  │          └─ default ──▶ Arc<Route>
+//!  └─ upstreams: [Arc<Upstream>]   (every Route points at one; index = Upstream::index)
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod host;
+mod path;
+mod route;
+mod snapshot;
+mod upstream;
+
+pub use host::{HostError, HostMatch, normalize_authority};
+pub use path::{PathError, PathMatch, PathTrie, PathType};
+pub use route::{DuplicateRoute, HostRoutes, Route, RouteTable, RouteTableBuilder};
+pub use snapshot::{Snapshot, SnapshotSink};
+pub use upstream::{Endpoint, LoadBalance, ObjectRef, Upstream, UpstreamTarget};
