@@ -1,9 +1,13 @@
-//! The admin server: `/healthz` (the process answers), `/readyz` (a snapshot is being served)
-//! and `/metrics` (Prometheus text format). Plain hyper, separate from the proxy listeners so
-//! probes and scrapes work whatever the proxy is doing.
+//! The admin server: `/healthz` (the process answers), `/readyz` (a snapshot is being served
+//! and the proxy listeners accept connections) and `/metrics` (Prometheus text format). Plain
+//! hyper, separate from the proxy listeners so probes and scrapes work whatever the proxy is
+//! doing.
 
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,10 +22,68 @@ use pingora_core::services::background::BackgroundService;
 use crate::state::Router;
 use crate::telemetry;
 
+/// Whether ferry can serve: a snapshot is in place and every proxy listener accepts.
+///
+/// pingora opens listeners inside its services without telling when they are bound, so the
+/// first readiness checks connect to them; once each has answered, only the snapshot is
+/// checked.
+#[derive(Debug)]
+pub struct Readiness {
+    router: Arc<Router>,
+    listeners: Vec<SocketAddr>,
+    listening: AtomicBool,
+}
+
+impl Readiness {
+    /// `listeners` are the proxy's listening addresses (unspecified addresses are reached
+    /// through loopback).
+    pub fn new(router: Arc<Router>, listeners: Vec<SocketAddr>) -> Self {
+        Readiness {
+            router,
+            listeners: listeners.into_iter().map(reachable).collect(),
+            listening: AtomicBool::new(false),
+        }
+    }
+
+    /// `Ok` when ready, else why not.
+    pub async fn check(&self) -> Result<(), String> {
+        if !self.router.is_ready() {
+            return Err("no configuration served yet".to_owned());
+        }
+        if !self.listening.load(Ordering::Relaxed) {
+            for addr in &self.listeners {
+                let connect = tokio::net::TcpStream::connect(addr);
+                match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                    Ok(Ok(_)) => {}
+                    _ => {
+                        return Err(format!(
+                            "the proxy does not accept connections on {addr} yet"
+                        ));
+                    }
+                }
+            }
+            self.listening.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
 /// Answers one admin request.
-fn handle(router: &Router, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, body: &'static str| {
-        let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+async fn handle(readiness: &Readiness, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String| {
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -30,15 +92,20 @@ fn handle(router: &Router, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         resp
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
     }
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if router.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no configuration served yet\n",
-        ),
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        "/readyz" => match readiness.check().await {
+            Ok(()) => text(StatusCode::OK, "ready\n".into()),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
         "/metrics" => {
             let mut resp = Response::new(Full::new(Bytes::from(telemetry::render())));
             resp.headers_mut().insert(
@@ -51,7 +118,7 @@ fn handle(router: &Router, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz or /metrics\n",
+            "not found: try /healthz, /readyz or /metrics\n".into(),
         ),
     }
 }
@@ -59,7 +126,7 @@ fn handle(router: &Router, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 /// Serves admin requests on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Arc<Router>,
+    readiness: Arc<Readiness>,
     mut shutdown: ShutdownWatch,
 ) {
     telemetry::init();
@@ -76,11 +143,11 @@ pub async fn serve(
                 if *shutdown.borrow() { return } else { continue }
             }
         };
-        let router = router.clone();
+        let readiness = readiness.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let resp = handle(&router, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                let readiness = readiness.clone();
+                async move { Ok::<_, Infallible>(handle(&readiness, &req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
@@ -98,14 +165,14 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct AdminService {
     listener: std::sync::Mutex<Option<std::net::TcpListener>>,
-    router: Arc<Router>,
+    readiness: Arc<Readiness>,
 }
 
 impl AdminService {
-    pub fn new(listener: std::net::TcpListener, router: Arc<Router>) -> Self {
+    pub fn new(listener: std::net::TcpListener, readiness: Readiness) -> Self {
         AdminService {
             listener: std::sync::Mutex::new(Some(listener)),
-            router,
+            readiness: Arc::new(readiness),
         }
     }
 }
@@ -123,7 +190,7 @@ impl BackgroundService for AdminService {
             .set_nonblocking(true)
             .and_then(|()| tokio::net::TcpListener::from_std(listener));
         match listener {
-            Ok(listener) => serve(listener, self.router.clone(), shutdown).await,
+            Ok(listener) => serve(listener, self.readiness.clone(), shutdown).await,
             Err(e) => tracing::error!(error = %e, "admin server could not start"),
         }
     }

@@ -245,7 +245,7 @@ async fn round_robin_spreads_load_evenly_over_all_endpoints() {
 async fn ewma_steers_traffic_away_from_a_slow_endpoint() {
     let proxy = start_proxy(ProxyConfig::default());
     let fast = start(Backend::new("fast")).await;
-    let slow = start(Backend::new("slow").with_delay(Duration::from_millis(50))).await;
+    let slow = start(Backend::new("slow").with_delay(Duration::from_millis(100))).await;
     let client = http1_client();
     let count = |policy| {
         let mut s = SnapshotBuilder::default();
@@ -267,7 +267,7 @@ async fn ewma_steers_traffic_away_from_a_slow_endpoint() {
     assert_eq!((rr["fast"], rr["slow"]), (20, 20), "{rr:?}");
     let ewma = count(Ewma).await;
     // Both are tried (no history yet), then the slow one is avoided.
-    assert!(ewma.get("slow").copied().unwrap_or(0) <= 4, "{ewma:?}");
+    assert!(ewma.get("slow").copied().unwrap_or(0) <= 6, "{ewma:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,4 +536,41 @@ async fn metrics_count_requests_by_ingress_service_and_status() {
         "{m}"
     );
     assert!(m.contains("ferry_http_active_connections"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    // A backend that counts the connections it accepts and serves each with the echo logic.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (inner, inner_addr) = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        (l, a)
+    };
+    tokio::spawn(Backend::new("pooled").serve(inner));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        // Splice each accepted connection to the echo backend, counting accepts.
+        while let Ok((mut down, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut up = tokio::net::TcpStream::connect(inner_addr).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    });
+    let proxy = start_proxy(ProxyConfig::default());
+    let mut s = SnapshotBuilder::default();
+    let u = s.upstream("pooled", &[addr], RoundRobin);
+    s.route(None, "/", Prefix, u);
+    s.publish(&proxy.router, 1);
+    let client = http1_client();
+    for i in 0..20 {
+        let r = send(&client, get(proxy.addr, "x", &format!("/{i}"))).await.unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let n = accepted.load(Ordering::Relaxed);
+    assert!(n <= 2, "20 sequential requests opened {n} upstream connections");
 }
