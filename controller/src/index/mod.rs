@@ -1,0 +1,204 @@
+//! The index: every object ferry reads, validated and reduced to what translation needs.
+//!
+//! Sources apply and delete objects; translation reads the index. One file per kind applies
+//! that kind. An object that fails validation is refused with an [`ObjectError`] naming the
+//! field, and the previous version of the object (if any) stays in the index: a bad edit never
+//! removes what was working.
+
+mod endpoint_slice;
+mod endpoints;
+mod ingress;
+mod ingress_class;
+mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+pub use endpoint_slice::{
+    EndpointEntry, EndpointGroup, EndpointPort, SERVICE_NAME_LABEL, SliceEntry,
+};
+pub use endpoints::EndpointsEntry;
+pub use ingress::{
+    BackendRef, BackendTarget, IngressEntry, LEGACY_CLASS_ANNOTATION, LOAD_BALANCE_ANNOTATION,
+    PathEntry, PortRef, RuleEntry,
+};
+pub use ingress_class::{DEFAULT_CLASS_ANNOTATION, IngressClassEntry};
+pub use service::{ServiceEntry, ServicePortEntry};
+
+use crate::object::{Kind, ObjectError, ObjectKey};
+
+/// A Kubernetes object of a kind ferry reads.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Ingress(Box<Ingress>),
+    IngressClass(Box<IngressClass>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+    Endpoints(Box<Endpoints>),
+}
+
+impl Object {
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            Object::Ingress(o) => ObjectKey::of(Kind::Ingress, &o.metadata),
+            Object::IngressClass(o) => ObjectKey::of(Kind::IngressClass, &o.metadata),
+            Object::Service(o) => ObjectKey::of(Kind::Service, &o.metadata),
+            Object::EndpointSlice(o) => ObjectKey::of(Kind::EndpointSlice, &o.metadata),
+            Object::Endpoints(o) => ObjectKey::of(Kind::Endpoints, &o.metadata),
+        }
+    }
+}
+
+/// Namespace and name.
+pub type NsName = (String, String);
+
+fn ns_name(key: &ObjectKey) -> NsName {
+    (key.namespace.clone().unwrap_or_default(), key.name.clone())
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Index {
+    ingresses: BTreeMap<NsName, Arc<IngressEntry>>,
+    classes: BTreeMap<String, Arc<IngressClassEntry>>,
+    services: BTreeMap<NsName, Arc<ServiceEntry>>,
+    /// EndpointSlices by namespace and slice name.
+    slices: BTreeMap<NsName, Arc<SliceEntry>>,
+    /// Names of the slices of each Service, by namespace and service name.
+    slices_by_service: BTreeMap<NsName, BTreeSet<String>>,
+    endpoints: BTreeMap<NsName, Arc<EndpointsEntry>>,
+}
+
+impl Index {
+    /// Adds or replaces an object. A refused object leaves the index as it was.
+    pub fn apply(&mut self, object: &Object) -> Result<(), ObjectError> {
+        let key = object.key();
+        let refuse = |errors| ObjectError {
+            object: key.clone(),
+            errors,
+        };
+        if key.name.is_empty() {
+            return Err(refuse(vec![crate::object::FieldError::new(
+                "metadata.name",
+                "required",
+            )]));
+        }
+        match object {
+            Object::Ingress(o) => {
+                let entry = IngressEntry::parse(&key, o).map_err(refuse)?;
+                self.ingresses.insert(ns_name(&key), Arc::new(entry));
+            }
+            Object::IngressClass(o) => {
+                let entry = IngressClassEntry::parse(o);
+                self.classes.insert(key.name.clone(), Arc::new(entry));
+            }
+            Object::Service(o) => {
+                let entry = ServiceEntry::parse(&key, o).map_err(refuse)?;
+                self.services.insert(ns_name(&key), Arc::new(entry));
+            }
+            Object::EndpointSlice(o) => {
+                let entry = SliceEntry::parse(o).map_err(refuse)?;
+                self.remove_slice(&key);
+                let (ns, name) = ns_name(&key);
+                if let Some(service) = &entry.service {
+                    self.slices_by_service
+                        .entry((ns.clone(), service.clone()))
+                        .or_default()
+                        .insert(name.clone());
+                }
+                self.slices.insert((ns, name), Arc::new(entry));
+            }
+            Object::Endpoints(o) => {
+                let entry = EndpointsEntry::parse(o).map_err(refuse)?;
+                self.endpoints.insert(ns_name(&key), Arc::new(entry));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes an object; removing one that is not there is not an error.
+    pub fn delete(&mut self, key: &ObjectKey) {
+        match key.kind {
+            Kind::Ingress => drop(self.ingresses.remove(&ns_name(key))),
+            Kind::IngressClass => drop(self.classes.remove(&key.name)),
+            Kind::Service => drop(self.services.remove(&ns_name(key))),
+            Kind::EndpointSlice => self.remove_slice(key),
+            Kind::Endpoints => drop(self.endpoints.remove(&ns_name(key))),
+        }
+    }
+
+    fn remove_slice(&mut self, key: &ObjectKey) {
+        let (ns, name) = ns_name(key);
+        let Some(old) = self.slices.remove(&(ns.clone(), name.clone())) else {
+            return;
+        };
+        if let Some(service) = &old.service {
+            let owner = (ns, service.clone());
+            if let Some(names) = self.slices_by_service.get_mut(&owner) {
+                names.remove(&name);
+                if names.is_empty() {
+                    self.slices_by_service.remove(&owner);
+                }
+            }
+        }
+    }
+
+    /// Number of objects held.
+    pub fn len(&self) -> usize {
+        self.ingresses.len()
+            + self.classes.len()
+            + self.services.len()
+            + self.slices.len()
+            + self.endpoints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ingresses(&self) -> impl Iterator<Item = &IngressEntry> {
+        self.ingresses.values().map(|e| &**e)
+    }
+
+    pub fn ingress_class(&self, name: &str) -> Option<&IngressClassEntry> {
+        self.classes.get(name).map(|e| &**e)
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
+        self.services
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|e| &**e)
+    }
+
+    /// The endpoints of a Service: its EndpointSlices when it has any, else the subsets of its
+    /// v1 Endpoints object (hand-written Endpoints for a Service without selector).
+    pub fn endpoint_groups(&self, namespace: &str, service: &str) -> Vec<&EndpointGroup> {
+        let key = (namespace.to_owned(), service.to_owned());
+        if let Some(names) = self.slices_by_service.get(&key) {
+            return names
+                .iter()
+                .filter_map(|n| self.slices.get(&(namespace.to_owned(), n.clone())))
+                .map(|s| &s.group)
+                .collect();
+        }
+        self.endpoints
+            .get(&key)
+            .map(|e| e.groups.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every Service name that has endpoints, with its endpoint groups.
+    pub fn services_with_endpoints(&self) -> impl Iterator<Item = (&NsName, Vec<&EndpointGroup>)> {
+        let sliced = self.slices_by_service.keys();
+        let unsliced = self
+            .endpoints
+            .keys()
+            .filter(|k| !self.slices_by_service.contains_key(*k));
+        sliced
+            .chain(unsliced)
+            .map(|k| (k, self.endpoint_groups(&k.0, &k.1)))
+    }
+}
