@@ -1,0 +1,126 @@
+//! `ferry run`: load the source, then hand the process to pingora's server with the
+//! controller, proxy and admin services.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use ferry_controller::manifests::ManifestSource;
+use ferry_dataplane::Router;
+use ferry_dataplane::admin::{AdminService, Readiness};
+use ferry_dataplane::l7::http_service;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::ServiceReadyNotifier;
+use pingora_core::services::ServiceWithDependents;
+use pingora_core::services::background::{BackgroundService, background_service};
+
+use crate::cli::Settings;
+
+/// Runs ferry until a signal stops it. `extra` services (the demo's backends) run beside it.
+pub(crate) fn run(
+    settings: Settings,
+    extra: Vec<Box<dyn ServiceWithDependents>>,
+) -> anyhow::Result<()> {
+    let Some(dir) = settings.manifests.clone() else {
+        bail!(
+            "no source: pass --manifests DIR (or set FERRY_MANIFESTS); watching a cluster's \
+             API is not part of this release yet"
+        );
+    };
+    // Bind problems are reported here, in plain words, rather than from inside a service.
+    check_bindable(settings.http_addr, "--http-addr")?;
+    let admin = TcpListener::bind(settings.admin_addr)
+        .with_context(|| format!("cannot listen on {} (--admin-addr)", settings.admin_addr))?;
+    let admin_addr = admin.local_addr()?;
+
+    let router = Router::new();
+    let mut source = ManifestSource::new(dir.clone(), settings.controller.clone(), router.clone());
+    if let Err(errors) = source.reload() {
+        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!(
+            "the manifests in {} have errors:\n{}",
+            dir.display(),
+            list.join("\n")
+        );
+    }
+
+    let conf = ServerConf {
+        threads: settings.workers,
+        // Draining on shutdown comes with the graceful-shutdown work; stop promptly for now.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let controller = server.add_service(background_service(
+        "ferry controller",
+        WatchManifests(Mutex::new(Some(source))),
+    ));
+    let proxy = server.add_service(http_service(
+        &server.configuration,
+        router.clone(),
+        settings.proxy.clone(),
+        &settings.http_addr.to_string(),
+    ));
+    // Listeners open once the controller has a snapshot in place.
+    proxy.add_dependency(&controller);
+    let readiness = Readiness::new(router, vec![settings.http_addr]);
+    server.add_service(background_service(
+        "ferry admin",
+        AdminService::new(admin, readiness),
+    ));
+    for service in extra {
+        server.add_boxed_service(service);
+    }
+    tracing::info!(
+        http = %settings.http_addr,
+        admin = %admin_addr,
+        manifests = %dir.display(),
+        workers = settings.workers,
+        "ferry is serving"
+    );
+    server.run_forever()
+}
+
+/// Fails with a clear message when `addr` cannot be listened on (in use, or a privileged port).
+fn check_bindable(addr: SocketAddr, flag: &str) -> anyhow::Result<()> {
+    if addr.port() == 0 {
+        bail!("{flag} {addr}: choose a port; ferry does not pick one for its listeners");
+    }
+    let probe = TcpListener::bind(addr).with_context(|| {
+        let hint = if addr.port() < 1024 {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        } else {
+            ""
+        };
+        format!("cannot listen on {addr} ({flag}){hint}")
+    })?;
+    drop(probe);
+    Ok(())
+}
+
+/// The manifests watcher as a pingora background service.
+struct WatchManifests(Mutex<Option<ManifestSource>>);
+
+#[async_trait]
+impl BackgroundService for WatchManifests {
+    async fn start_with_ready_notifier(
+        &self,
+        shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        // The first snapshot was published before the server started.
+        ready.notify_ready();
+        let Some(source) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let dir = source.dir().display().to_string();
+        if let Err(e) = source.watch(shutdown).await {
+            tracing::error!(error = %e, dir, "cannot watch the manifests; changes will not be served");
+        }
+    }
+}
