@@ -120,3 +120,18 @@ fn join(errors: &[FieldError]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// A port number from the API (`i32`), checked to be a port.
+pub(crate) fn port_number(value: i32, field: impl Into<String>) -> Result<u16, FieldError> {
+    u16::try_from(value).ok().filter(|&p| p > 0).ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("{value} is not a port: must be between 1 and 65535"),
+        )
+    })
+}
+
+/// A port's protocol, `TCP` when unset as the API defaults it.
+pub(crate) fn protocol(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "TCP".to_owned())
+}

@@ -205,6 +205,19 @@ async fn edits_are_served_and_broken_files_change_nothing() {
     );
 }
 
+/// `ferry run` on free loopback ports, for runs expected to stop at start.
+fn ferry_run() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command.args([
+        "run",
+        "--http-addr",
+        &free_port().to_string(),
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
 #[test]
 fn bad_manifests_at_start_exit_with_every_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -218,15 +231,8 @@ fn bad_manifests_at_start_exit_with_every_error() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: [\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "run",
-            "--http-addr",
-            &free_port().to_string(),
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--manifests",
-        ])
+    let out = ferry_run()
+        .arg("--manifests")
         .arg(tmp.path())
         .output()
         .unwrap();
@@ -244,17 +250,7 @@ fn bad_manifests_at_start_exit_with_every_error() {
 
 #[test]
 fn without_a_source_ferry_says_what_to_pass() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "run",
-            "--http-addr",
-            &free_port().to_string(),
-            "--admin-addr",
-            "127.0.0.1:0",
-        ])
-        .env_remove("FERRY_MANIFESTS")
-        .output()
-        .unwrap();
+    let out = ferry_run().env_remove("FERRY_MANIFESTS").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --manifests DIR"));
 }

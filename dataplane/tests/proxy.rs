@@ -568,9 +568,14 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     s.publish(&proxy.router, 1);
     let client = http1_client();
     for i in 0..20 {
-        let r = send(&client, get(proxy.addr, "x", &format!("/{i}"))).await.unwrap();
+        let r = send(&client, get(proxy.addr, "x", &format!("/{i}")))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200);
     }
     let n = accepted.load(Ordering::Relaxed);
-    assert!(n <= 2, "20 sequential requests opened {n} upstream connections");
+    assert!(
+        n <= 2,
+        "20 sequential requests opened {n} upstream connections"
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::object::FieldError;
+use crate::object::{FieldError, port_number, protocol};
 
 /// The label naming the Service a slice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -66,20 +66,20 @@ impl SliceEntry {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, p)| {
-                let port = u16::try_from(p.port?).ok().filter(|&n| n > 0);
-                if port.is_none() {
-                    errors.push(FieldError::new(
-                        format!("ports[{i}].port"),
-                        "must be between 1 and 65535",
-                    ));
-                }
-                Some(EndpointPort {
-                    name: p.name.clone().unwrap_or_default(),
-                    port: port?,
-                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()),
-                })
-            })
+            // A port without number means "all ports" to some consumers; ferry needs a number.
+            .filter_map(
+                |(i, p)| match port_number(p.port?, format!("ports[{i}].port")) {
+                    Ok(port) => Some(EndpointPort {
+                        name: p.name.clone().unwrap_or_default(),
+                        port,
+                        protocol: protocol(&p.protocol),
+                    }),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+            )
             .collect();
         let endpoints = match want_v6 {
             None => Vec::new(),

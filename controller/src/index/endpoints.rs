@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints};
 
 use super::endpoint_slice::{EndpointEntry, EndpointGroup, EndpointPort};
-use crate::object::FieldError;
+use crate::object::{FieldError, port_number, protocol};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointsEntry {
@@ -29,18 +29,17 @@ impl EndpointsEntry {
                     .iter()
                     .flatten()
                     .enumerate()
-                    .filter_map(|(j, p)| match u16::try_from(p.port) {
-                        Ok(port) if port > 0 => Some(EndpointPort {
-                            name: p.name.clone().unwrap_or_default(),
-                            port,
-                            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()),
-                        }),
-                        _ => {
-                            errors.push(FieldError::new(
-                                format!("{at}.ports[{j}].port"),
-                                "must be between 1 and 65535",
-                            ));
-                            None
+                    .filter_map(|(j, p)| {
+                        match port_number(p.port, format!("{at}.ports[{j}].port")) {
+                            Ok(port) => Some(EndpointPort {
+                                name: p.name.clone().unwrap_or_default(),
+                                port,
+                                protocol: protocol(&p.protocol),
+                            }),
+                            Err(e) => {
+                                errors.push(e);
+                                None
+                            }
                         }
                     })
                     .collect();

@@ -7,7 +7,7 @@ use ferry_model::{HostMatch, LoadBalance, ObjectRef, PathMatch, PathType};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::object::{FieldError, ObjectKey};
+use crate::object::{FieldError, ObjectKey, port_number};
 
 /// The legacy class annotation, still common in manifests written for ingress-nginx.
 pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -220,16 +220,10 @@ fn backend(b: &IngressBackend, at: &str, errors: &mut Vec<FieldError>) -> Option
                 errors.push(FieldError::new(format!("{at}.service.name"), "required"));
             }
             let port = match s.port.as_ref().map(|p| (p.number, p.name.as_deref())) {
-                Some((Some(n), None)) => match u16::try_from(n) {
-                    Ok(n) if n > 0 => Some(PortRef::Number(n)),
-                    _ => {
-                        errors.push(FieldError::new(
-                            format!("{at}.service.port.number"),
-                            format!("{n} is not a port: must be between 1 and 65535"),
-                        ));
-                        None
-                    }
-                },
+                Some((Some(n), None)) => port_number(n, format!("{at}.service.port.number"))
+                    .map(PortRef::Number)
+                    .map_err(|e| errors.push(e))
+                    .ok(),
                 Some((None, Some(name))) if !name.is_empty() => {
                     Some(PortRef::Name(name.to_owned()))
                 }

@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::object::{FieldError, ObjectKey};
+use crate::object::{FieldError, ObjectKey, port_number, protocol};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceEntry {
@@ -35,21 +35,20 @@ impl ServiceEntry {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, p)| match u16::try_from(p.port) {
-                Ok(port) if port > 0 => Some(ServicePortEntry {
-                    name: p.name.clone().unwrap_or_default(),
-                    port,
-                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()),
-                    target_port: p.target_port.clone(),
-                }),
-                _ => {
-                    errors.push(FieldError::new(
-                        format!("spec.ports[{i}].port"),
-                        format!("{} is not a port: must be between 1 and 65535", p.port),
-                    ));
-                    None
-                }
-            })
+            .filter_map(
+                |(i, p)| match port_number(p.port, format!("spec.ports[{i}].port")) {
+                    Ok(port) => Some(ServicePortEntry {
+                        name: p.name.clone().unwrap_or_default(),
+                        port,
+                        protocol: protocol(&p.protocol),
+                        target_port: p.target_port.clone(),
+                    }),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+            )
             .collect();
         let external_name = if spec.type_.as_deref() == Some("ExternalName") {
             match spec.external_name.as_deref() {
