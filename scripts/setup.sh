@@ -4,8 +4,8 @@
 set -euo pipefail
 
 # Debian packages: cmake builds pingora's zlib-ng; curl for the demo's examples; wrk for the
-# benchmarks; pkg-config and a C compiler for -sys crates.
-packages=(cmake curl wrk pkg-config gcc make)
+# benchmarks; openssl (the CLI) for TLS tests; pkg-config and a C compiler for -sys crates.
+packages=(cmake curl openssl wrk pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

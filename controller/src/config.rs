@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_model::LoadBalance;
+use ferry_model::{LoadBalance, ObjectRef};
 
 /// The `spec.controller` value of IngressClasses that ferry implements.
 pub const CONTROLLER_NAME: &str = "ferry.dev/ingress-controller";
@@ -20,6 +20,9 @@ pub struct ControllerConfig {
     pub default_load_balance: LoadBalance,
     /// Quiet time collected before a rebuild, so a burst of changes is one rebuild.
     pub debounce: Duration,
+    /// The `kubernetes.io/tls` Secret whose certificate answers handshakes no Ingress host
+    /// matches (and those without SNI); without it the data plane generates a self-signed one.
+    pub default_certificate: Option<ObjectRef>,
 }
 
 impl Default for ControllerConfig {
@@ -29,6 +32,7 @@ impl Default for ControllerConfig {
             watch_ingress_without_class: false,
             default_load_balance: LoadBalance::RoundRobin,
             debounce: Duration::from_millis(100),
+            default_certificate: None,
         }
     }
 }

@@ -13,6 +13,7 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Endpoints,
+    Secret,
 }
 
 impl Kind {
@@ -23,6 +24,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Endpoints => "Endpoints",
+            Kind::Secret => "Secret",
         }
     }
 

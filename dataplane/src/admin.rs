@@ -107,6 +107,9 @@ async fn handle(readiness: &Readiness, req: &Request<Incoming>) -> Response<Full
             ),
         },
         "/metrics" => {
+            if let Some(state) = readiness.router.current() {
+                telemetry::observe_certificates(&state.snapshot.certs);
+            }
             let mut resp = Response::new(Full::new(Bytes::from(telemetry::render())));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

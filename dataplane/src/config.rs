@@ -17,6 +17,9 @@ pub struct ProxyConfig {
     /// Take `X-Forwarded-*` and `X-Real-IP` from clients (ferry sits behind a trusted load
     /// balancer) instead of overwriting them with what ferry sees.
     pub trust_forwarded_headers: bool,
+    /// Port of the HTTPS listener, for redirects from plain HTTP (omitted from the `Location`
+    /// when 443).
+    pub https_port: u16,
 }
 
 impl Default for ProxyConfig {
@@ -27,6 +30,7 @@ impl Default for ProxyConfig {
             write_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             trust_forwarded_headers: false,
+            https_port: 443,
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use std::sync::LazyLock;
 
-use ferry_model::{Snapshot, UpstreamTarget};
+use ferry_model::{CertStore, HostMatch, Snapshot, UpstreamTarget};
 use prometheus::{
-    Histogram, HistogramVec, IntCounterVec, IntGauge, register_histogram, register_histogram_vec,
-    register_int_counter_vec, register_int_gauge,
+    Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, register_histogram,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 /// Requests answered, by the Ingress and Service that served them and status class
@@ -83,6 +83,32 @@ static ENDPOINTS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+static CERTIFICATE_EXPIRY: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "ferry_tls_certificate_expiry_seconds",
+        "Seconds until the notAfter of each certificate served, by Secret and host (negative: expired). host=\"*\" is the default certificate.",
+        &["secret", "host"]
+    )
+    .expect("metric registers once")
+});
+
+/// Sets the certificate expiry gauges from the certificates being served, as of now.
+pub fn observe_certificates(certs: &CertStore) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    CERTIFICATE_EXPIRY.reset();
+    for (host, cert) in certs.iter() {
+        let host = match host {
+            HostMatch::Any => "*".to_owned(),
+            h => h.to_string(),
+        };
+        CERTIFICATE_EXPIRY
+            .with_label_values(&[cert.secret.to_string(), host])
+            .set(cert.not_after - now);
+    }
+}
+
 /// Records the shape of a snapshot about to be served.
 pub(crate) fn snapshot_served(snapshot: &Snapshot) {
     SNAPSHOT_GENERATION.set(snapshot.generation as i64);
@@ -130,4 +156,5 @@ pub fn init() {
     LazyLock::force(&ROUTES);
     LazyLock::force(&UPSTREAMS);
     LazyLock::force(&ENDPOINTS);
+    LazyLock::force(&CERTIFICATE_EXPIRY);
 }

@@ -1,9 +1,10 @@
 //! Ingress (networking.k8s.io/v1): rules, paths and backends, validated as the API server
 //! validates them, with hosts and paths already parsed for matching.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use ferry_model::{HostMatch, LoadBalance, ObjectRef, PathMatch, PathType};
+use ferry_model::{HostMatch, ObjectRef, PathMatch, PathType};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use k8s_openapi::jiff::Timestamp;
 
@@ -11,8 +12,8 @@ use crate::object::{FieldError, ObjectKey, port_number};
 
 /// The legacy class annotation, still common in manifests written for ingress-nginx.
 pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
-/// Chooses the balancing policy of the Ingress's backends: `round-robin` or `ewma`.
-pub const LOAD_BALANCE_ANNOTATION: &str = "ferry.dev/load-balance";
+/// Annotations with this prefix are ferry's (read by `translate::annotations`).
+pub const ANNOTATION_PREFIX: &str = "ferry.dev/";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngressEntry {
@@ -22,11 +23,21 @@ pub struct IngressEntry {
     pub class_name: Option<String>,
     /// The legacy `kubernetes.io/ingress.class` annotation.
     pub class_annotation: Option<String>,
-    /// The load-balance annotation: `Ok(None)` when absent, `Err(value)` when not understood
-    /// (the default applies and translation reports it).
-    pub load_balance: Result<Option<LoadBalance>, String>,
+    /// The `ferry.dev/` annotations, as written; translation interprets them.
+    pub annotations: BTreeMap<String, String>,
     pub default_backend: Option<BackendRef>,
     pub rules: Vec<RuleEntry>,
+    pub tls: Vec<TlsEntry>,
+}
+
+/// One entry of `spec.tls`: hosts served over HTTPS with a Secret's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEntry {
+    /// Empty: the hosts of this Ingress's rules.
+    pub hosts: Vec<HostMatch>,
+    pub secret_name: Option<String>,
+    /// Where it was written, e.g. `spec.tls[0]`.
+    pub field: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +133,40 @@ impl IngressEntry {
             });
             rules.push(RuleEntry { host, paths });
         }
+        let tls = spec
+            .tls
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| {
+                let field = format!("spec.tls[{i}]");
+                let hosts = t
+                    .hosts
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .filter_map(|(j, h)| match HostMatch::parse(Some(h)) {
+                        Ok(HostMatch::Any) => {
+                            errors.push(FieldError::new(
+                                format!("{field}.hosts[{j}]"),
+                                "must not be empty",
+                            ));
+                            None
+                        }
+                        Ok(host) => Some(host),
+                        Err(e) => {
+                            errors.push(FieldError::new(format!("{field}.hosts[{j}]"), e));
+                            None
+                        }
+                    })
+                    .collect();
+                TlsEntry {
+                    hosts,
+                    secret_name: t.secret_name.clone().filter(|s| !s.is_empty()),
+                    field,
+                }
+            })
+            .collect();
         if spec.default_backend.is_none() && spec.rules.as_ref().is_none_or(Vec::is_empty) {
             errors.push(FieldError::new(
                 "spec",
@@ -131,18 +176,20 @@ impl IngressEntry {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let load_balance = match annotation(LOAD_BALANCE_ANNOTATION) {
-            None => Ok(None),
-            Some(v) => LoadBalance::from_name(v.trim()).map(Some).ok_or(v),
-        };
         Ok(IngressEntry {
             key: key.object_ref(),
             created: ingress.metadata.creation_timestamp.as_ref().map(|t| t.0),
             class_name: spec.ingress_class_name.clone(),
             class_annotation: annotation(LEGACY_CLASS_ANNOTATION),
-            load_balance,
+            annotations: annotations
+                .iter()
+                .flat_map(|a| a.iter())
+                .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             default_backend,
             rules,
+            tls,
         })
     }
 

@@ -9,12 +9,13 @@ mod endpoint_slice;
 mod endpoints;
 mod ingress;
 mod ingress_class;
+mod secret;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 
@@ -23,10 +24,11 @@ pub use endpoint_slice::{
 };
 pub use endpoints::EndpointsEntry;
 pub use ingress::{
-    BackendRef, BackendTarget, IngressEntry, LEGACY_CLASS_ANNOTATION, LOAD_BALANCE_ANNOTATION,
-    PathEntry, PortRef, RuleEntry,
+    ANNOTATION_PREFIX, BackendRef, BackendTarget, IngressEntry, LEGACY_CLASS_ANNOTATION, PathEntry,
+    PortRef, RuleEntry, TlsEntry,
 };
 pub use ingress_class::{DEFAULT_CLASS_ANNOTATION, IngressClassEntry};
+pub use secret::{SecretEntry, SecretError, TLS_SECRET_TYPE, load as load_certificate};
 pub use service::{ServiceEntry, ServicePortEntry};
 
 use crate::object::{Kind, ObjectError, ObjectKey};
@@ -39,6 +41,7 @@ pub enum Object {
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
     Endpoints(Box<Endpoints>),
+    Secret(Box<Secret>),
 }
 
 impl Object {
@@ -49,6 +52,7 @@ impl Object {
             Object::Service(o) => ObjectKey::of(Kind::Service, &o.metadata),
             Object::EndpointSlice(o) => ObjectKey::of(Kind::EndpointSlice, &o.metadata),
             Object::Endpoints(o) => ObjectKey::of(Kind::Endpoints, &o.metadata),
+            Object::Secret(o) => ObjectKey::of(Kind::Secret, &o.metadata),
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct Index {
     /// Names of the slices of each Service, by namespace and service name.
     slices_by_service: BTreeMap<NsName, BTreeSet<String>>,
     endpoints: BTreeMap<NsName, Arc<EndpointsEntry>>,
+    /// TLS Secrets only.
+    secrets: BTreeMap<NsName, Arc<SecretEntry>>,
 }
 
 impl Index {
@@ -115,6 +121,11 @@ impl Index {
                 let entry = EndpointsEntry::parse(o).map_err(refuse)?;
                 self.endpoints.insert(ns_name(&key), Arc::new(entry));
             }
+            Object::Secret(o) => match SecretEntry::parse(key.object_ref(), o) {
+                Some(entry) => drop(self.secrets.insert(ns_name(&key), Arc::new(entry))),
+                // No longer (or never) a TLS Secret.
+                None => drop(self.secrets.remove(&ns_name(&key))),
+            },
         }
         Ok(())
     }
@@ -127,6 +138,7 @@ impl Index {
             Kind::Service => drop(self.services.remove(&ns_name(key))),
             Kind::EndpointSlice => self.remove_slice(key),
             Kind::Endpoints => drop(self.endpoints.remove(&ns_name(key))),
+            Kind::Secret => drop(self.secrets.remove(&ns_name(key))),
         }
     }
 
@@ -153,6 +165,7 @@ impl Index {
             + self.services.len()
             + self.slices.len()
             + self.endpoints.len()
+            + self.secrets.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,6 +182,13 @@ impl Index {
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
         self.services
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|e| &**e)
+    }
+
+    /// A TLS Secret.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&SecretEntry> {
+        self.secrets
             .get(&(namespace.to_owned(), name.to_owned()))
             .map(|e| &**e)
     }

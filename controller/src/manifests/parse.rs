@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::Deserialize;
@@ -21,12 +21,13 @@ pub struct Parsed {
 }
 
 /// `apiVersion` and `kind` of each kind ferry reads.
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "IngressClass"),
     ("v1", "Service"),
     ("v1", "Endpoints"),
     ("discovery.k8s.io/v1", "EndpointSlice"),
+    ("v1", "Secret"),
 ];
 
 /// Parses every document of `text`, read from `file`.
@@ -104,7 +105,12 @@ fn parse_value(
         return Ok(());
     }
 
-    let Some(&(supported, _)) = KINDS.iter().find(|(_, k)| *k == kind) else {
+    let tls_secret = text("type").as_deref() == Some(crate::index::TLS_SECRET_TYPE);
+    let Some(&(supported, _)) = KINDS
+        .iter()
+        .find(|(_, k)| *k == kind && (kind != "Secret" || tls_secret))
+    else {
+        // Other Secrets (credentials, tokens) are none of ferry's business.
         parsed.skipped.push(format!("{kind} {name}"));
         return Ok(());
     };
@@ -137,6 +143,7 @@ fn parse_value(
         "EndpointSlice" => Object::EndpointSlice(Box::new(
             typed::<EndpointSlice>(value).map_err(field_error)?,
         )),
+        "Secret" => Object::Secret(Box::new(typed::<Secret>(value).map_err(field_error)?)),
         _ => unreachable!("every kind of KINDS is matched"),
     };
     parsed.objects.push((doc, object));

@@ -4,7 +4,7 @@
 use ferry_model::ObjectRef;
 
 use crate::config::CONTROLLER_NAME;
-use crate::index::PortRef;
+use crate::index::{PortRef, SecretError};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 pub enum Diagnostic {
@@ -61,11 +61,52 @@ pub enum Diagnostic {
         expected: String,
         fallback: String,
     },
+    #[error("Ingress {ingress}: annotation {annotation} is not one ferry knows ({known})")]
+    UnknownAnnotation {
+        ingress: ObjectRef,
+        annotation: String,
+        known: String,
+    },
     #[error(
         "IngressClass {class}: its controller is {controller:?}, not {CONTROLLER_NAME:?}; \
          ferry leaves Ingresses of class {class:?} alone"
     )]
     ClassOfOtherController { class: String, controller: String },
+    #[error("Ingress {ingress}: {field}: no secretName; its hosts get the default certificate")]
+    TlsWithoutSecret { ingress: ObjectRef, field: String },
+    #[error(
+        "Ingress {ingress}: {field}: Secret {secret:?} not found (or not of type kubernetes.io/tls); \
+         its hosts get the default certificate"
+    )]
+    MissingSecret {
+        ingress: ObjectRef,
+        field: String,
+        secret: String,
+    },
+    #[error(
+        "Ingress {ingress}: {field}: Secret {secret} is not usable: {error}; its hosts get the default certificate"
+    )]
+    InvalidSecret {
+        ingress: ObjectRef,
+        field: String,
+        secret: ObjectRef,
+        error: SecretError,
+    },
+    #[error(
+        "Ingress {ingress}: {field}: the certificate of Secret {secret} is not valid for host {host} \
+         (it names {names}); clients will reject it"
+    )]
+    CertificateMismatch {
+        ingress: ObjectRef,
+        field: String,
+        secret: ObjectRef,
+        host: String,
+        names: String,
+    },
+    #[error(
+        "default certificate Secret {secret}: {reason}; the generated self-signed certificate is used"
+    )]
+    DefaultCertificate { secret: ObjectRef, reason: String },
 }
 
 impl Diagnostic {
@@ -78,7 +119,13 @@ impl Diagnostic {
             Diagnostic::UnsupportedResourceBackend { .. } => "unsupported_backend",
             Diagnostic::Conflict { .. } => "conflict",
             Diagnostic::InvalidAnnotation { .. } => "invalid_annotation",
+            Diagnostic::UnknownAnnotation { .. } => "unknown_annotation",
             Diagnostic::ClassOfOtherController { .. } => "class_of_other_controller",
+            Diagnostic::TlsWithoutSecret { .. } => "tls_without_secret",
+            Diagnostic::MissingSecret { .. } => "missing_secret",
+            Diagnostic::InvalidSecret { .. } => "invalid_secret",
+            Diagnostic::CertificateMismatch { .. } => "certificate_mismatch",
+            Diagnostic::DefaultCertificate { .. } => "default_certificate",
         }
     }
 
@@ -89,9 +136,16 @@ impl Diagnostic {
             | Diagnostic::UnknownServicePort { ingress, .. }
             | Diagnostic::NoEndpointPort { ingress, .. }
             | Diagnostic::UnsupportedResourceBackend { ingress, .. }
-            | Diagnostic::InvalidAnnotation { ingress, .. } => Some(ingress),
+            | Diagnostic::InvalidAnnotation { ingress, .. }
+            | Diagnostic::UnknownAnnotation { ingress, .. }
+            | Diagnostic::TlsWithoutSecret { ingress, .. }
+            | Diagnostic::MissingSecret { ingress, .. }
+            | Diagnostic::InvalidSecret { ingress, .. }
+            | Diagnostic::CertificateMismatch { ingress, .. } => Some(ingress),
             Diagnostic::Conflict { loser, .. } => Some(loser),
-            Diagnostic::ClassOfOtherController { .. } => None,
+            Diagnostic::ClassOfOtherController { .. } | Diagnostic::DefaultCertificate { .. } => {
+                None
+            }
         }
     }
 }

@@ -5,10 +5,12 @@
 //! and name; objects without timestamp, as in a folder of manifests, after those with one), so
 //! when two define the same host and path the older one wins, whatever order they arrived in.
 
+pub mod annotations;
 mod backend;
 mod class;
 mod diagnostic;
 mod routes;
+mod tls;
 
 use ferry_model::{RouteTable, Snapshot};
 
@@ -34,6 +36,7 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
         age(a).cmp(&age(b)).then_with(|| a.key.cmp(&b.key))
     });
 
+    let (certs, tls_hosts) = tls::certificates(index, &ingresses, config, &mut diagnostics);
     let mut upstreams = backend::Upstreams::new(index);
     let mut table = RouteTable::builder();
     for ingress in ingresses {
@@ -41,6 +44,7 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
             ingress,
             &mut table,
             &mut upstreams,
+            &tls_hosts,
             config,
             &mut diagnostics,
         );
@@ -50,6 +54,7 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
             generation: 0,
             routes: table.build(),
             upstreams: upstreams.into_vec(),
+            certs,
         },
         diagnostics,
     }

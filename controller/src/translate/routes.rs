@@ -4,39 +4,32 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ferry_model::{DuplicateRoute, HostMatch, LoadBalance, Route, RouteTableBuilder};
+use ferry_model::{DuplicateRoute, HostMatch, Route, RouteTableBuilder};
 
 use super::Diagnostic;
+use super::annotations;
 use super::backend::Upstreams;
+use super::tls::TlsHosts;
 use crate::config::ControllerConfig;
-use crate::index::{IngressEntry, LOAD_BALANCE_ANNOTATION};
+use crate::index::IngressEntry;
 
 pub(super) fn add_ingress(
     ingress: &IngressEntry,
     table: &mut RouteTableBuilder,
     upstreams: &mut Upstreams<'_>,
+    tls_hosts: &TlsHosts,
     config: &ControllerConfig,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let load_balance = match &ingress.load_balance {
-        Ok(choice) => choice.unwrap_or(config.default_load_balance),
-        Err(value) => {
-            diagnostics.push(Diagnostic::InvalidAnnotation {
-                ingress: ingress.key.clone(),
-                annotation: LOAD_BALANCE_ANNOTATION,
-                value: value.clone(),
-                expected: LoadBalance::NAMES.join(", "),
-                fallback: config.default_load_balance.to_string(),
-            });
-            config.default_load_balance
-        }
-    };
+    let annotations = annotations::read(ingress, config, diagnostics);
+    let load_balance = annotations.load_balance;
     let route = |host: &HostMatch, path, upstream| {
         Arc::new(Route {
             ingress: ingress.key.clone(),
             host: host.clone(),
             path,
             upstream,
+            https: annotations.https(tls_hosts.has_tls(host)),
         })
     };
     let conflict = |dup: DuplicateRoute, field: String| {

@@ -2,6 +2,7 @@
 //! wildcards (`*.foo.com` covers `bar.foo.com`, not `foo.com` nor `a.bar.foo.com`), and rules
 //! without a host that match any host.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// Longest DNS name (RFC 1035), and so the longest Host we normalise for a lookup.
@@ -119,6 +120,84 @@ pub fn normalize_authority<'a>(
     out.make_ascii_lowercase();
     // Lowercasing ASCII bytes keeps UTF-8 valid, so this only fails on input that was not str.
     std::str::from_utf8(out).ok()
+}
+
+/// Values by host, found the Ingress way: the exact name, else the wildcard of its parent
+/// domain, else the value for any host.
+#[derive(Debug, Clone)]
+pub struct HostMap<T> {
+    exact: HashMap<Box<str>, T>,
+    wildcard: HashMap<Box<str>, T>,
+    any: Option<T>,
+}
+
+impl<T> Default for HostMap<T> {
+    fn default() -> Self {
+        HostMap {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            any: None,
+        }
+    }
+}
+
+impl<T> HostMap<T> {
+    /// The value stored under exactly this host pattern.
+    pub fn get(&self, host: &HostMatch) -> Option<&T> {
+        match host {
+            HostMatch::Exact(h) => self.exact.get(h),
+            HostMatch::Wildcard(s) => self.wildcard.get(s),
+            HostMatch::Any => self.any.as_ref(),
+        }
+    }
+
+    pub fn get_or_insert_with(&mut self, host: &HostMatch, value: impl FnOnce() -> T) -> &mut T {
+        match host {
+            HostMatch::Exact(h) => self.exact.entry(h.clone()).or_insert_with(value),
+            HostMatch::Wildcard(s) => self.wildcard.entry(s.clone()).or_insert_with(value),
+            HostMatch::Any => self.any.get_or_insert_with(value),
+        }
+    }
+
+    /// The value for a request's Host header, `:authority` or SNI name (any case, with or
+    /// without port or trailing dot).
+    pub fn lookup(&self, authority: &str) -> Option<&T> {
+        let mut buf = [0; MAX_HOST_LEN];
+        normalize_authority(authority, &mut buf)
+            .and_then(|host| {
+                self.exact.get(host).or_else(|| {
+                    let (label, parent) = host.split_once('.')?;
+                    if label.is_empty() {
+                        return None;
+                    }
+                    self.wildcard.get(parent)
+                })
+            })
+            .or(self.any.as_ref())
+    }
+
+    /// Number of host patterns with a value.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wildcard.len() + usize::from(self.any.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every host pattern and its value.
+    pub fn iter(&self) -> impl Iterator<Item = (HostMatch, &T)> {
+        let exact = self
+            .exact
+            .iter()
+            .map(|(h, v)| (HostMatch::Exact(h.clone()), v));
+        let wildcard = self
+            .wildcard
+            .iter()
+            .map(|(s, v)| (HostMatch::Wildcard(s.clone()), v));
+        let any = self.any.iter().map(|v| (HostMatch::Any, v));
+        exact.chain(wildcard).chain(any)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! snapshot it was last handed. Everything here is plain, immutable data plus the pure lookups
 //! the proxy runs per request ([`RouteTable::lookup`]). This crate must not grow I/O, async, or a
 //! dependency on Kubernetes, pingora or aya: it is the seam that lets translation be tested
-//! without a proxy and the proxy without Kubernetes.
+//! without a proxy and the proxy without Kubernetes. (Certificates are rustls `CertifiedKey`s,
+//! parsed once by the controller, so the handshake path does no parsing.)
 //!
 //! ```text
 //!  Snapshot
@@ -12,7 +13,8 @@
 //!  │                                                            ├─ PathTrie ──▶ Arc<Route>
 //!  │                                                            └─ fallback ──▶ Arc<Route>
 //!  │          └─ default ──▶ Arc<Route>
-//!  └─ upstreams: [Arc<Upstream>]   (every Route points at one; index = Upstream::index)
+//!  ├─ upstreams: [Arc<Upstream>]   (every Route points at one; index = Upstream::index)
+//!  └─ certs: CertStore ── SNI (exact │ *.wildcard │ default) ──▶ Arc<TlsCertificate>
 //! ```
 
 #![forbid(unsafe_code)]
@@ -21,10 +23,12 @@ mod host;
 mod path;
 mod route;
 mod snapshot;
+mod tls;
 mod upstream;
 
-pub use host::{HostError, HostMatch, normalize_authority};
+pub use host::{HostError, HostMap, HostMatch, normalize_authority};
 pub use path::{PathError, PathMatch, PathTrie, PathType};
-pub use route::{DuplicateRoute, HostRoutes, Route, RouteTable, RouteTableBuilder};
+pub use route::{DuplicateRoute, HostRoutes, HttpsPolicy, Route, RouteTable, RouteTableBuilder};
 pub use snapshot::{Snapshot, SnapshotSink};
+pub use tls::{CertStore, TlsCertificate};
 pub use upstream::{Endpoint, LoadBalance, ObjectRef, Upstream, UpstreamTarget};

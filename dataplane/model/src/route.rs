@@ -6,10 +6,9 @@
 //! table's default (`defaultBackend` of an Ingress without rules), else nobody: 404.
 //! A host entry never falls through to a less specific host's paths, as in nginx and Envoy.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::host::{HostMatch, MAX_HOST_LEN, normalize_authority};
+use crate::host::{HostMap, HostMatch};
 use crate::path::{PathMatch, PathTrie};
 use crate::upstream::{ObjectRef, Upstream};
 
@@ -21,6 +20,16 @@ pub struct Route {
     /// The rule's path; `None` for a `defaultBackend`.
     pub path: Option<PathMatch>,
     pub upstream: Arc<Upstream>,
+    pub https: HttpsPolicy,
+}
+
+/// How a route treats plain HTTP and what it tells HTTPS clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpsPolicy {
+    /// Answer plain-HTTP requests with a 308 to the same URL over HTTPS.
+    pub redirect: bool,
+    /// `Strict-Transport-Security` value added to HTTPS responses.
+    pub hsts: Option<Arc<str>>,
 }
 
 /// The rules of one host entry.
@@ -33,9 +42,7 @@ pub struct HostRoutes {
 /// Host and path rules compiled for lookup.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, HostRoutes>,
-    wildcard: HashMap<Box<str>, HostRoutes>,
-    any: Option<HostRoutes>,
+    hosts: HostMap<HostRoutes>,
     default: Option<Arc<Route>>,
     /// Every route, in insertion order, for listing.
     all: Vec<Arc<Route>>,
@@ -49,20 +56,8 @@ impl RouteTable {
     /// The route for a request, from its Host header (or `:authority`) and its path without
     /// query. `None` means 404.
     pub fn lookup(&self, authority: &str, path: &str) -> Option<&Arc<Route>> {
-        let mut buf = [0; MAX_HOST_LEN];
-        let host = normalize_authority(authority, &mut buf);
-        let entry = host
-            .and_then(|h| {
-                self.exact.get(h).or_else(|| {
-                    let (label, parent) = h.split_once('.')?;
-                    if label.is_empty() {
-                        return None;
-                    }
-                    self.wildcard.get(parent)
-                })
-            })
-            .or(self.any.as_ref());
-        entry
+        self.hosts
+            .lookup(authority)
             .and_then(|e| e.paths.lookup(path).or(e.fallback.as_ref()))
             .or(self.default.as_ref())
     }
@@ -74,7 +69,7 @@ impl RouteTable {
 
     /// Number of distinct host entries (exact, wildcard and the any-host entry).
     pub fn host_count(&self) -> usize {
-        self.exact.len() + self.wildcard.len() + usize::from(self.any.is_some())
+        self.hosts.len()
     }
 }
 
@@ -94,11 +89,9 @@ pub struct RouteTableBuilder {
 
 impl RouteTableBuilder {
     fn entry(&mut self, host: &HostMatch) -> &mut HostRoutes {
-        match host {
-            HostMatch::Exact(h) => self.table.exact.entry(h.clone()).or_default(),
-            HostMatch::Wildcard(s) => self.table.wildcard.entry(s.clone()).or_default(),
-            HostMatch::Any => self.table.any.get_or_insert_default(),
-        }
+        self.table
+            .hosts
+            .get_or_insert_with(host, HostRoutes::default)
     }
 
     /// Adds a route for its host and path (a route without path is the host's fallback).
@@ -178,6 +171,7 @@ mod tests {
             host: HostMatch::parse(host).unwrap(),
             path: path.map(|(p, t)| PathMatch::parse(p, t, true).unwrap()),
             upstream: upstream(to),
+            https: HttpsPolicy::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::route::RouteTable;
+use crate::tls::CertStore;
 use crate::upstream::Upstream;
 
 /// Everything the data plane needs to serve, built by the controller in one piece and never
@@ -14,6 +15,8 @@ pub struct Snapshot {
     pub routes: RouteTable,
     /// Every upstream a route points at, each once; `upstreams[i].index == i`.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Certificates for the HTTPS listener.
+    pub certs: CertStore,
 }
 
 /// Where the controller publishes snapshots: the data plane implements it.

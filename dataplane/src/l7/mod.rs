@@ -4,6 +4,8 @@ pub(crate) mod balance;
 mod proxy;
 mod resolve;
 mod service;
+mod tls;
 
 pub use proxy::{FerryProxy, RequestCtx};
-pub use service::{HttpService, http_service, serve_http};
+pub use service::{HttpService, Https, proxy_service, serve};
+pub use tls::{CertResolver, GenerateError, self_signed_certificate};

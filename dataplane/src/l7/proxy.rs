@@ -31,6 +31,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
+/// Where ACME HTTP-01 challenges are answered; never redirected to HTTPS.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
 /// Attempts per request: the first endpoint and one other when connecting fails.
 const MAX_ATTEMPTS: usize = 2;
 
@@ -67,11 +70,26 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
     /// A response ferry wrote itself, and why (for the access log).
     local_reply: Option<&'static str>,
+    /// The client connection is TLS.
+    tls: bool,
 }
 
 /// Plain-text responses ferry answers itself.
 async fn reply(session: &mut Session, status: u16, body: &'static str) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+    reply_with(session, status, body, None).await
+}
+
+/// A plain-text response with one more header (a redirect's `Location`).
+async fn reply_with(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    extra: Option<(HeaderName, String)>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
+    }
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -153,7 +171,12 @@ fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 impl FerryProxy {
     /// Sets `X-Forwarded-*` and `X-Real-IP` on the upstream request. Unless clients are
     /// trusted, what they sent is replaced, so a backend can rely on the values.
-    fn set_forwarded_headers(&self, session: &Session, req: &mut RequestHeader) -> Result<()> {
+    fn set_forwarded_headers(
+        &self,
+        session: &Session,
+        tls: bool,
+        req: &mut RequestHeader,
+    ) -> Result<()> {
         let trust = self.config.trust_forwarded_headers;
         let client = client_ip(session).map(|ip| ip.to_string());
         let keep = |req: &RequestHeader, name: &HeaderName| trust && req.headers.contains_key(name);
@@ -183,10 +206,31 @@ impl FerryProxy {
             req.insert_header(X_FORWARDED_PORT, port.to_string())?;
         }
         if !keep(req, &X_FORWARDED_PROTO) {
-            let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
             req.insert_header(X_FORWARDED_PROTO, if tls { "https" } else { "http" })?;
         }
         Ok(())
+    }
+
+    /// Where a plain-HTTP request is redirected to: the same host and request target over
+    /// HTTPS. `None` without a host to redirect to. ACME HTTP-01 challenges are answered over
+    /// plain HTTP (certificate issuers must reach them before a certificate exists).
+    fn https_location(&self, req: &RequestHeader) -> Option<String> {
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        if req.uri.path().starts_with(ACME_CHALLENGE_PATH) {
+            return None;
+        }
+        let authority = authority(req);
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(match self.config.https_port {
+            443 => format!("https://{host}{target}"),
+            port => format!("https://{host}:{port}{target}"),
+        })
     }
 
     fn peer(&self, addr: SocketAddr) -> HttpPeer {
@@ -214,6 +258,7 @@ impl ProxyHttp for FerryProxy {
             in_flight: None,
             upstream_started: None,
             local_reply: None,
+            tls: false,
         }
     }
 
@@ -239,6 +284,18 @@ impl ProxyHttp for FerryProxy {
             reply(session, 404, "404 Not Found\n").await?;
             return Ok(true);
         };
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if !ctx.tls
+            && route.https.redirect
+            && let Some(location) = self.https_location(session.req_header())
+        {
+            ctx.route = Some(route);
+            ctx.local_reply = Some("https redirect");
+            // 308 keeps the method and body, unlike 301.
+            let location = Some((header::LOCATION, location));
+            reply_with(session, 308, "308 Permanent Redirect\n", location).await?;
+            return Ok(true);
+        }
         let no_endpoints =
             matches!(&route.upstream.target, UpstreamTarget::Endpoints(e) if e.is_empty());
         ctx.route = Some(route);
@@ -316,9 +373,9 @@ impl ProxyHttp for FerryProxy {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.set_forwarded_headers(session, upstream_request)
+        self.set_forwarded_headers(session, ctx.tls, upstream_request)
     }
 
     async fn upstream_response_filter(
@@ -335,6 +392,23 @@ impl ProxyHttp for FerryProxy {
             }
         }
         strip_response_hop_by_hop(upstream_response);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.tls
+            && let Some(hsts) = ctx.route.as_ref().and_then(|r| r.https.hsts.as_deref())
+            && !response
+                .headers
+                .contains_key(header::STRICT_TRANSPORT_SECURITY)
+        {
+            response.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
+        }
         Ok(())
     }
 

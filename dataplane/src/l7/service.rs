@@ -1,59 +1,93 @@
-//! The pingora listening service that runs [`FerryProxy`] on a plain-HTTP address, with
-//! HTTP/2 by prior knowledge (h2c) and a count of open client connections.
+//! The pingora listening service that runs [`FerryProxy`]: a plain-HTTP listener (HTTP/1.1 and
+//! h2c by prior knowledge) and optionally an HTTPS listener (TLS 1.2 and 1.3 by rustls, ALPN h2
+//! and http/1.1, certificates chosen per handshake by [`CertResolver`]), with a count of open
+//! client connections.
 
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerOptions, ServerApp};
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::Stream;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Fds, ShutdownWatch};
 use pingora_core::services::Service as _;
 use pingora_core::services::listening::Service;
 use pingora_proxy::{HttpProxy, http_proxy};
+use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
 use crate::l7::proxy::FerryProxy;
+use crate::l7::tls::CertResolver;
 use crate::state::Router;
 use crate::telemetry::ACTIVE_CONNECTIONS;
 
-/// The HTTP listener service, ready to be added to a pingora `Server` (or started directly).
+/// The proxy service, ready to be added to a pingora `Server` (or started directly).
 pub type HttpService = Service<CountConnections<HttpProxy<FerryProxy>>>;
 
-/// Builds the plain-HTTP proxy service listening on `addr`.
-pub fn http_service(
+/// The HTTPS listener: where, and the certificate for handshakes the snapshot has none for.
+#[derive(Debug, Clone)]
+pub struct Https {
+    pub addr: String,
+    pub fallback: Arc<CertifiedKey>,
+}
+
+/// Builds the proxy service listening for plain HTTP on `http_addr`, and for HTTPS if asked.
+pub fn proxy_service(
     server_conf: &Arc<ServerConf>,
     router: Arc<Router>,
     config: ProxyConfig,
-    addr: &str,
-) -> HttpService {
-    let mut proxy = http_proxy(server_conf, FerryProxy::new(router, config));
+    http_addr: &str,
+    https: Option<Https>,
+) -> pingora_error::Result<HttpService> {
+    let mut proxy = http_proxy(server_conf, FerryProxy::new(router.clone(), config));
     let mut options = HttpServerOptions::default();
     options.h2c = true;
     proxy.server_options = Some(options);
     let mut service = Service::new("ferry http".to_owned(), CountConnections(Arc::new(proxy)));
-    service.add_tcp(addr);
-    service
+    service.add_tcp(http_addr);
+    if let Some(https) = https {
+        // No certificate files: every handshake asks the resolver.
+        let mut tls = TlsSettings::intermediate("", "")?;
+        tls.set_cert_resolver(Arc::new(CertResolver::new(router, https.fallback)));
+        tls.enable_h2();
+        service.add_tls_with_settings(&https.addr, None, tls);
+    }
+    Ok(service)
 }
 
-/// Runs the HTTP proxy on a listener bound by the caller, outside a pingora `Server`, until
+/// Runs the proxy on listeners bound by the caller, outside a pingora `Server`, until
 /// `shutdown` turns true. For tests and embedding: the caller can bind port 0 and knows the
-/// port before the proxy starts.
-pub async fn serve_http(
-    listener: std::net::TcpListener,
+/// ports before the proxy starts.
+pub async fn serve(
+    http: std::net::TcpListener,
+    https: Option<(std::net::TcpListener, Arc<CertifiedKey>)>,
     router: Arc<Router>,
     config: ProxyConfig,
     shutdown: ShutdownWatch,
 ) -> std::io::Result<()> {
-    let addr = listener.local_addr()?.to_string();
-    // tokio drives the socket pingora builds from the fd: it must not block.
-    listener.set_nonblocking(true)?;
     // pingora adopts a listening socket found under its address in the fd table, as it does
     // for sockets handed over by a graceful upgrade.
     let mut fds = Fds::new();
-    fds.add(addr.clone(), listener.into_raw_fd());
-    let mut service = http_service(&Arc::new(ServerConf::default()), router, config, &addr);
+    let mut adopt = |listener: std::net::TcpListener| -> std::io::Result<String> {
+        let addr = listener.local_addr()?.to_string();
+        // tokio drives the socket pingora builds from the fd: it must not block.
+        listener.set_nonblocking(true)?;
+        fds.add(addr.clone(), listener.into_raw_fd());
+        Ok(addr)
+    };
+    let http_addr = adopt(http)?;
+    let https = match https {
+        Some((listener, fallback)) => Some(Https {
+            addr: adopt(listener)?,
+            fallback,
+        }),
+        None => None,
+    };
+    let conf = Arc::new(ServerConf::default());
+    let mut service = proxy_service(&conf, router, config, &http_addr, https)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     service
         .start_service(Some(Arc::new(parking_lot::Mutex::new(fds))), shutdown, 1)
         .await;

@@ -12,19 +12,22 @@ use bytes::Bytes;
 use ferry_dataplane::backend::{Backend, Echo};
 use ferry_dataplane::{ProxyConfig, Router};
 use ferry_model::{
-    Endpoint, HostMatch, LoadBalance, ObjectRef, PathMatch, PathType, Route, RouteTable, Snapshot,
-    SnapshotSink, Upstream, UpstreamTarget,
+    CertStore, Endpoint, HostMatch, HttpsPolicy, LoadBalance, ObjectRef, PathMatch, PathType,
+    Route, RouteTable, Snapshot, SnapshotSink, TlsCertificate, Upstream, UpstreamTarget,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 /// A proxy serving on loopback; stops when dropped.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// The HTTPS listener, when started with one.
+    pub tls_addr: Option<SocketAddr>,
     pub router: Arc<Router>,
     shutdown: watch::Sender<bool>,
 }
@@ -36,18 +39,35 @@ impl Drop for Proxy {
 }
 
 pub fn start_proxy(config: ProxyConfig) -> Proxy {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    start_proxy_with(config, None)
+}
+
+/// A proxy with an HTTPS listener too; `fallback` answers handshakes the snapshot has no
+/// certificate for.
+pub fn start_proxy_tls(config: ProxyConfig, fallback: Arc<CertifiedKey>) -> Proxy {
+    start_proxy_with(config, Some(fallback))
+}
+
+fn start_proxy_with(mut config: ProxyConfig, fallback: Option<Arc<CertifiedKey>>) -> Proxy {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let listener = bind();
     let addr = listener.local_addr().unwrap();
+    let https = fallback.map(|f| (bind(), f));
+    let tls_addr = https.as_ref().map(|(l, _)| l.local_addr().unwrap());
+    if let Some(tls) = tls_addr {
+        config.https_port = tls.port();
+    }
     let router = Router::new();
     let (tx, rx) = watch::channel(false);
     let r = router.clone();
     tokio::spawn(async move {
-        ferry_dataplane::l7::serve_http(listener, r, config, rx)
+        ferry_dataplane::l7::serve(listener, https, r, config, rx)
             .await
             .unwrap();
     });
     Proxy {
         addr,
+        tls_addr,
         router,
         shutdown: tx,
     }
@@ -71,11 +91,12 @@ pub fn dead_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// Host, path and upstream index of a route.
+/// Host, path, upstream index and HTTPS policy of a route.
 type RouteSpec = (
     Option<&'static str>,
     Option<(&'static str, PathType)>,
     usize,
+    HttpsPolicy,
 );
 
 /// Builds snapshots from a compact description.
@@ -84,6 +105,7 @@ pub struct SnapshotBuilder {
     routes: Vec<RouteSpec>,
     upstreams: Vec<Arc<Upstream>>,
     default: Option<usize>,
+    certs: Vec<(HostMatch, Arc<TlsCertificate>)>,
 }
 
 impl SnapshotBuilder {
@@ -119,7 +141,31 @@ impl SnapshotBuilder {
         path_type: PathType,
         upstream: usize,
     ) -> &mut Self {
-        self.routes.push((host, Some((path, path_type)), upstream));
+        self.routes.push((
+            host,
+            Some((path, path_type)),
+            upstream,
+            HttpsPolicy::default(),
+        ));
+        self
+    }
+
+    /// A route with an HTTPS policy (redirect, HSTS).
+    pub fn route_https(
+        &mut self,
+        host: Option<&'static str>,
+        path: &'static str,
+        upstream: usize,
+        https: HttpsPolicy,
+    ) -> &mut Self {
+        self.routes
+            .push((host, Some((path, PathType::Prefix)), upstream, https));
+        self
+    }
+
+    /// A certificate for a host pattern (`None`: the default certificate).
+    pub fn certificate(&mut self, host: Option<&str>, cert: Arc<TlsCertificate>) -> &mut Self {
+        self.certs.push((HostMatch::parse(host).unwrap(), cert));
         self
     }
 
@@ -130,24 +176,32 @@ impl SnapshotBuilder {
 
     pub fn build(&self, generation: u64) -> Snapshot {
         let mut table = RouteTable::builder();
-        let route = |host: Option<&str>, path: Option<(&str, PathType)>, u: usize| {
+        let route = |host: Option<&str>, path: Option<(&str, PathType)>, u: usize, https| {
             Arc::new(Route {
                 ingress: ObjectRef::new("default", "test-ingress"),
                 host: HostMatch::parse(host).unwrap(),
                 path: path.map(|(p, t)| PathMatch::parse(p, t, true).unwrap()),
                 upstream: self.upstreams[u].clone(),
+                https,
             })
         };
-        for &(host, path, u) in &self.routes {
-            table.add(route(host, path, u)).unwrap();
+        for (host, path, u, https) in &self.routes {
+            table.add(route(*host, *path, *u, https.clone())).unwrap();
         }
         if let Some(u) = self.default {
-            table.set_default(route(None, None, u)).unwrap();
+            table
+                .set_default(route(None, None, u, HttpsPolicy::default()))
+                .unwrap();
+        }
+        let mut certs = CertStore::default();
+        for (host, cert) in &self.certs {
+            certs.get_or_insert_with(host, || cert.clone());
         }
         Snapshot {
             generation,
             routes: table.build(),
             upstreams: self.upstreams.clone(),
+            certs,
         }
     }
 
@@ -253,4 +307,203 @@ where
         }
     }
     panic!("not within 10s: {what}");
+}
+
+/// A test certificate authority issuing certificates for any names.
+pub struct Pki {
+    ca: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+/// A certificate issued by [`Pki`], in the forms tests need.
+pub struct Issued {
+    /// The chain (leaf, then CA) as a `tls.crt` holds it.
+    pub chain_pem: String,
+    /// The key as PKCS#8 PEM.
+    pub key_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub certified: Arc<CertifiedKey>,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ferry test CA");
+        let ca = params.self_signed(&key).unwrap();
+        Pki { ca, key }
+    }
+}
+
+impl Pki {
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    pub fn issue(&self, names: &[&str]) -> Issued {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let leaf = params.signed_by(&key, &self.ca, &self.key).unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        let certified = CertifiedKey::from_der(
+            vec![leaf.der().clone(), self.ca.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            &provider,
+        )
+        .unwrap();
+        Issued {
+            chain_pem: format!("{}{}", leaf.pem(), self.ca.pem()),
+            key_pem: key.serialize_pem(),
+            leaf_der: leaf.der().to_vec(),
+            certified: Arc::new(certified),
+        }
+    }
+}
+
+impl Issued {
+    /// As the model holds it, from Secret `default/secret`.
+    pub fn tls_certificate(&self, secret: &str, names: &[&str]) -> Arc<TlsCertificate> {
+        Arc::new(TlsCertificate {
+            secret: ObjectRef::new("default", secret),
+            key: self.certified.clone(),
+            not_after: 4_102_444_800,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        })
+    }
+}
+
+/// Accepts any server certificate: the tests check which one was presented themselves.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS connection to `addr` with the given SNI (none if `None`) and ALPN protocols; also
+/// returns the leaf certificate the server presented.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    alpn: &[&str],
+) -> anyhow::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+)> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    config.enable_sni = sni.is_some();
+    let name = rustls_pki_types::ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_owned())?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let leaf = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    Ok((stream, leaf))
+}
+
+/// An HTTP connection over TLS: HTTP/2 when the server chose it by ALPN, else HTTP/1.1.
+#[derive(Clone)]
+pub enum HttpsConn {
+    H1(Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// Connects over TLS offering `alpn`; returns the connection and the presented leaf.
+pub async fn https_connect(
+    addr: SocketAddr,
+    sni: &str,
+    alpn: &[&str],
+) -> anyhow::Result<(HttpsConn, Vec<u8>)> {
+    let (stream, leaf) = tls_connect(addr, Some(sni), alpn).await?;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(stream);
+    let conn = if h2 {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        tokio::spawn(conn);
+        HttpsConn::H2(sender)
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(conn);
+        HttpsConn::H1(Arc::new(tokio::sync::Mutex::new(sender)))
+    };
+    Ok((conn, leaf))
+}
+
+impl HttpsConn {
+    pub async fn get(&self, host: &str, path: &str) -> anyhow::Result<Reply> {
+        let resp = match self {
+            HttpsConn::H2(sender) => {
+                let req =
+                    http::Request::get(format!("https://{host}{path}")).body(Full::default())?;
+                sender.clone().send_request(req).await?
+            }
+            HttpsConn::H1(sender) => {
+                let req = http::Request::get(path)
+                    .header("host", host)
+                    .body(Full::default())?;
+                let mut sender = sender.lock().await;
+                sender.ready().await?;
+                sender.send_request(req).await?
+            }
+        };
+        reply(resp).await
+    }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_controller::ControllerConfig;
 use ferry_dataplane::ProxyConfig;
-use ferry_model::LoadBalance;
+use ferry_model::{LoadBalance, ObjectRef};
 
 pub(crate) const ENV_MANIFESTS: &str = "FERRY_MANIFESTS";
 pub(crate) const ENV_HTTP_ADDR: &str = "FERRY_HTTP_ADDR";
 pub(crate) const ENV_HTTPS_ADDR: &str = "FERRY_HTTPS_ADDR";
+pub(crate) const ENV_DEFAULT_SSL_CERTIFICATE: &str = "FERRY_DEFAULT_SSL_CERTIFICATE";
 pub(crate) const ENV_ADMIN_ADDR: &str = "FERRY_ADMIN_ADDR";
 pub(crate) const ENV_INGRESS_CLASS: &str = "FERRY_INGRESS_CLASS";
 pub(crate) const ENV_WATCH_INGRESS_WITHOUT_CLASS: &str = "FERRY_WATCH_INGRESS_WITHOUT_CLASS";
@@ -89,8 +90,7 @@ pub(crate) struct RunArgs {
     /// Address of the plain-HTTP listener (HTTP/1.1 and h2c).
     #[arg(long, env = ENV_HTTP_ADDR, default_value = "0.0.0.0:80")]
     pub(crate) http_addr: SocketAddr,
-    /// Address of the HTTPS listener (TLS termination is not part of this release; nothing
-    /// listens here yet).
+    /// Address of the HTTPS listener (TLS 1.2 and 1.3; HTTP/2 and HTTP/1.1 by ALPN).
     #[arg(long, env = ENV_HTTPS_ADDR, default_value = "0.0.0.0:443")]
     pub(crate) https_addr: SocketAddr,
     /// Address of the admin server: /healthz, /readyz and /metrics.
@@ -108,6 +108,9 @@ pub(crate) struct DemoArgs {
     /// Address of the demo's HTTP listener.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) http_addr: SocketAddr,
+    /// Address of the demo's HTTPS listener.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub(crate) https_addr: SocketAddr,
     /// Address of the demo's admin server.
     #[arg(long, default_value = "127.0.0.1:10254")]
     pub(crate) admin_addr: SocketAddr,
@@ -122,6 +125,11 @@ pub(crate) struct CommonArgs {
     /// controller ferry.dev/ingress-controller.
     #[arg(long, env = ENV_INGRESS_CLASS, default_value = "ferry")]
     pub(crate) ingress_class: String,
+    /// The kubernetes.io/tls Secret (NAMESPACE/NAME) whose certificate answers TLS handshakes
+    /// for hosts without one of their own, and those without SNI. Without it ferry generates a
+    /// self-signed certificate at start.
+    #[arg(long, env = ENV_DEFAULT_SSL_CERTIFICATE, value_name = "NAMESPACE/NAME", value_parser = parse_object_ref)]
+    pub(crate) default_ssl_certificate: Option<ObjectRef>,
     /// Also serve Ingresses that name no class, even if our class is not the default one.
     #[arg(long, env = ENV_WATCH_INGRESS_WITHOUT_CLASS)]
     pub(crate) watch_ingress_without_class: bool,
@@ -154,6 +162,15 @@ pub(crate) struct CommonArgs {
     pub(crate) reload_debounce: Duration,
 }
 
+fn parse_object_ref(value: &str) -> Result<ObjectRef, String> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(ObjectRef::new(ns, name))
+        }
+        _ => Err("expected NAMESPACE/NAME".to_owned()),
+    }
+}
+
 fn parse_load_balance(name: &str) -> Result<LoadBalance, String> {
     LoadBalance::from_name(name)
         .ok_or_else(|| format!("expected one of: {}", LoadBalance::NAMES.join(", ")))
@@ -164,6 +181,7 @@ fn parse_load_balance(name: &str) -> Result<LoadBalance, String> {
 pub(crate) struct Settings {
     pub(crate) manifests: Option<PathBuf>,
     pub(crate) http_addr: SocketAddr,
+    pub(crate) https_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
     pub(crate) controller: ControllerConfig,
     pub(crate) proxy: ProxyConfig,
@@ -171,21 +189,19 @@ pub(crate) struct Settings {
 }
 
 impl CommonArgs {
-    fn settings(
-        &self,
-        manifests: Option<PathBuf>,
-        http_addr: SocketAddr,
-        admin_addr: SocketAddr,
-    ) -> Settings {
+    fn settings(&self, manifests: Option<PathBuf>, addrs: [SocketAddr; 3]) -> Settings {
+        let [http_addr, https_addr, admin_addr] = addrs;
         Settings {
             manifests,
             http_addr,
+            https_addr,
             admin_addr,
             controller: ControllerConfig {
                 ingress_class: self.ingress_class.clone(),
                 watch_ingress_without_class: self.watch_ingress_without_class,
                 default_load_balance: self.load_balance,
                 debounce: self.reload_debounce,
+                default_certificate: self.default_ssl_certificate.clone(),
             },
             proxy: ProxyConfig {
                 connect_timeout: self.upstream_connect_timeout,
@@ -193,6 +209,7 @@ impl CommonArgs {
                 write_timeout: self.upstream_write_timeout,
                 idle_timeout: self.upstream_idle_timeout,
                 trust_forwarded_headers: self.trust_forwarded_headers,
+                https_port: https_addr.port(),
             },
             workers: self
                 .workers
@@ -204,17 +221,14 @@ impl CommonArgs {
 
 impl RunArgs {
     pub(crate) fn settings(&self) -> Settings {
-        self.common
-            .settings(self.manifests.clone(), self.http_addr, self.admin_addr)
+        let addrs = [self.http_addr, self.https_addr, self.admin_addr];
+        self.common.settings(self.manifests.clone(), addrs)
     }
 }
 
 impl DemoArgs {
     pub(crate) fn settings(&self) -> Settings {
-        self.common.settings(
-            Some(self.manifests.clone()),
-            self.http_addr,
-            self.admin_addr,
-        )
+        let addrs = [self.http_addr, self.https_addr, self.admin_addr];
+        self.common.settings(Some(self.manifests.clone()), addrs)
     }
 }

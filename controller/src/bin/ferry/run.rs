@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ferry_controller::manifests::ManifestSource;
 use ferry_dataplane::Router;
 use ferry_dataplane::admin::{AdminService, Readiness};
-use ferry_dataplane::l7::http_service;
+use ferry_dataplane::l7::{Https, proxy_service, self_signed_certificate};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::ServiceReadyNotifier;
@@ -31,6 +31,7 @@ pub(crate) fn run(
     };
     // Bind problems are reported here, in plain words, rather than from inside a service.
     check_bindable(settings.http_addr, "--http-addr")?;
+    check_bindable(settings.https_addr, "--https-addr")?;
     let admin = TcpListener::bind(settings.admin_addr)
         .with_context(|| format!("cannot listen on {} (--admin-addr)", settings.admin_addr))?;
     let admin_addr = admin.local_addr()?;
@@ -60,15 +61,20 @@ pub(crate) fn run(
         "ferry controller",
         WatchManifests(Mutex::new(Some(source))),
     ));
-    let proxy = server.add_service(http_service(
+    let https = Https {
+        addr: settings.https_addr.to_string(),
+        fallback: self_signed_certificate()?,
+    };
+    let proxy = server.add_service(proxy_service(
         &server.configuration,
         router.clone(),
         settings.proxy.clone(),
         &settings.http_addr.to_string(),
-    ));
+        Some(https),
+    )?);
     // Listeners open once the controller has a snapshot in place.
     proxy.add_dependency(&controller);
-    let readiness = Readiness::new(router, vec![settings.http_addr]);
+    let readiness = Readiness::new(router, vec![settings.http_addr, settings.https_addr]);
     server.add_service(background_service(
         "ferry admin",
         AdminService::new(admin, readiness),
@@ -78,6 +84,7 @@ pub(crate) fn run(
     }
     tracing::info!(
         http = %settings.http_addr,
+        https = %settings.https_addr,
         admin = %admin_addr,
         manifests = %dir.display(),
         workers = settings.workers,
