@@ -62,32 +62,58 @@ fn loopback_endpoints(index: &ferry_controller::index::Index) -> BTreeMap<Socket
     found
 }
 
+/// The commands to try, one per route: plain HTTP, or for HTTPS routes a verified HTTPS request
+/// (with the demo CA when the folder has one) and the plain-HTTP redirect.
 fn print_welcome(args: &DemoArgs, routes: &[std::sync::Arc<Route>], backends: usize) {
     let base = format!("http://{}", args.http_addr);
+    let https_port = args.https_addr.port();
+    let ca = args.manifests.join("demo-ca.crt");
+    let trust = if ca.is_file() {
+        format!("--cacert {} ", ca.display())
+    } else {
+        "-k ".to_owned()
+    };
     let mut lines = Vec::new();
     for route in routes {
         let host = match &route.host {
-            HostMatch::Exact(h) => format!("-H 'Host: {h}' "),
-            HostMatch::Wildcard(suffix) => format!("-H 'Host: anything.{suffix}' "),
-            HostMatch::Any => String::new(),
+            HostMatch::Exact(h) => Some(h.to_string()),
+            HostMatch::Wildcard(suffix) => Some(format!("anything.{suffix}")),
+            HostMatch::Any => None,
         };
         let path = route
             .path
             .as_ref()
             .map_or_else(|| "/some/where".to_owned(), ToString::to_string);
-        let line = format!("  curl {host}{base}{path}");
-        if !lines.contains(&line) {
-            lines.push(line);
+        let header = host
+            .as_ref()
+            .map(|h| format!("-H 'Host: {h}' "))
+            .unwrap_or_default();
+        let mut add = |line: String| {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        };
+        match host.filter(|_| route.https.redirect) {
+            Some(h) => {
+                let ip = args.https_addr.ip();
+                add(format!(
+                    "  curl {trust}--resolve {h}:{https_port}:{ip} https://{h}:{https_port}{path}"
+                ));
+                add(format!("  curl -i {header}{base}{path}    # 308 to HTTPS"));
+            }
+            None => add(format!("  curl {header}{base}{path}")),
         }
     }
     println!(
-        "\nferry demo: serving the manifests in {dir} on {base} with {backends} demo backends.\n\n\
+        "\nferry demo: serving the manifests in {dir} on {base} and https://{https} with \
+         {backends} demo backends.\n\n\
          Try:\n{lines}\n  curl -H 'Host: nowhere.example' {base}/          # no route: 404\n  \
          curl http://{admin}/metrics                # Prometheus metrics\n\n\
          Edit the files in {dir} while ferry runs: changes are served at once, and a broken\n\
          file is reported while the last good configuration keeps serving. Ctrl-C stops.\n",
         dir = args.manifests.display(),
         lines = lines.join("\n"),
+        https = args.https_addr,
         admin = args.admin_addr,
     );
 }
