@@ -23,6 +23,8 @@ pub struct ControllerConfig {
     /// The `kubernetes.io/tls` Secret whose certificate answers handshakes no Ingress host
     /// matches (and those without SNI); without it the data plane generates a self-signed one.
     pub default_certificate: Option<ObjectRef>,
+    /// The node this replica runs on (the downward API's `spec.nodeName`).
+    pub node_name: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -33,6 +35,7 @@ impl Default for ControllerConfig {
             default_load_balance: LoadBalance::RoundRobin,
             debounce: Duration::from_millis(100),
             default_certificate: None,
+            node_name: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub enum Kind {
     EndpointSlice,
     Endpoints,
     Secret,
+    Node,
 }
 
 impl Kind {
@@ -25,12 +26,23 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Endpoints => "Endpoints",
             Kind::Secret => "Secret",
+            Kind::Node => "Node",
         }
     }
 
     pub fn namespaced(self) -> bool {
-        self != Kind::IngressClass
+        !matches!(self, Kind::IngressClass | Kind::Node)
     }
+
+    pub const ALL: [Kind; 7] = [
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Endpoints,
+        Kind::Secret,
+        Kind::Node,
+    ];
 }
 
 impl fmt::Display for Kind {

@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use ferry_model::SnapshotSink;
+use ferry_model::{Snapshot, SnapshotSink};
 use prometheus::{
     Gauge, Histogram, IntCounterVec, IntGaugeVec, register_gauge, register_histogram,
     register_int_counter_vec, register_int_gauge_vec,
 };
 
-use crate::translate::Translation;
+use crate::translate::Diagnostic;
 
 static REBUILDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -91,14 +91,19 @@ impl Publisher {
         self.generation
     }
 
-    /// Publishes a translation; `started` is when the rebuild began reading its sources.
-    pub fn publish(&mut self, translation: Translation, started: Instant) -> u64 {
+    /// Publishes a translation's snapshot and reports its problems; `started` is when the
+    /// rebuild began reading its sources.
+    pub fn publish(
+        &mut self,
+        mut snapshot: Snapshot,
+        diagnostics: &[Diagnostic],
+        started: Instant,
+    ) -> u64 {
         self.generation += 1;
-        let mut snapshot = translation.snapshot;
         snapshot.generation = self.generation;
         let (routes, upstreams) = (snapshot.routes.routes().len(), snapshot.upstreams.len());
         self.sink.publish(snapshot);
-        self.report(&translation.diagnostics);
+        self.report(diagnostics);
         self.finish(Outcome::Published(self.generation), started);
         tracing::info!(
             generation = self.generation,
@@ -136,7 +141,7 @@ impl Publisher {
     }
 
     /// Logs problems that are new since the last snapshot, and those that went away.
-    fn report(&mut self, diagnostics: &[crate::translate::Diagnostic]) {
+    fn report(&mut self, diagnostics: &[Diagnostic]) {
         PROBLEMS.reset();
         for d in diagnostics {
             PROBLEMS.with_label_values(&[d.kind()]).inc();

@@ -18,6 +18,7 @@ pub const ANNOTATION_PREFIX: &str = "ferry.dev/";
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngressEntry {
     pub key: ObjectRef,
+    pub uid: Option<String>,
     pub created: Option<Timestamp>,
     /// `spec.ingressClassName`.
     pub class_name: Option<String>,
@@ -178,6 +179,7 @@ impl IngressEntry {
         }
         Ok(IngressEntry {
             key: key.object_ref(),
+            uid: ingress.metadata.uid.clone(),
             created: ingress.metadata.creation_timestamp.as_ref().map(|t| t.0),
             class_name: spec.ingress_class_name.clone(),
             class_annotation: annotation(LEGACY_CLASS_ANNOTATION),
@@ -191,6 +193,19 @@ impl IngressEntry {
             rules,
             tls,
         })
+    }
+
+    /// `status.loadBalancer.ingress` of an Ingress, as IPs or hostnames.
+    pub fn status(ingress: &Ingress) -> Vec<String> {
+        ingress
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+            .collect()
     }
 
     /// The class this Ingress asks for: `spec.ingressClassName`, else the legacy annotation.

@@ -9,13 +9,14 @@ mod endpoint_slice;
 mod endpoints;
 mod ingress;
 mod ingress_class;
+mod node;
 mod secret;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 
@@ -28,6 +29,7 @@ pub use ingress::{
     PortRef, RuleEntry, TlsEntry,
 };
 pub use ingress_class::{DEFAULT_CLASS_ANNOTATION, IngressClassEntry};
+pub use node::NodeEntry;
 pub use secret::{SecretEntry, SecretError, TLS_SECRET_TYPE, load as load_certificate};
 pub use service::{ServiceEntry, ServicePortEntry};
 
@@ -42,6 +44,7 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     Endpoints(Box<Endpoints>),
     Secret(Box<Secret>),
+    Node(Box<Node>),
 }
 
 impl Object {
@@ -53,6 +56,7 @@ impl Object {
             Object::EndpointSlice(o) => ObjectKey::of(Kind::EndpointSlice, &o.metadata),
             Object::Endpoints(o) => ObjectKey::of(Kind::Endpoints, &o.metadata),
             Object::Secret(o) => ObjectKey::of(Kind::Secret, &o.metadata),
+            Object::Node(o) => ObjectKey::of(Kind::Node, &o.metadata),
         }
     }
 }
@@ -64,7 +68,10 @@ fn ns_name(key: &ObjectKey) -> NsName {
     (key.namespace.clone().unwrap_or_default(), key.name.clone())
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
+/// Equality means "translates to the same snapshot": Nodes and Ingress statuses, which only
+/// the status writer reads, are left out, so writing a status or a Node heartbeat never causes
+/// a new snapshot.
+#[derive(Debug, Default, Clone)]
 pub struct Index {
     ingresses: BTreeMap<NsName, Arc<IngressEntry>>,
     classes: BTreeMap<String, Arc<IngressClassEntry>>,
@@ -76,6 +83,20 @@ pub struct Index {
     endpoints: BTreeMap<NsName, Arc<EndpointsEntry>>,
     /// TLS Secrets only.
     secrets: BTreeMap<NsName, Arc<SecretEntry>>,
+    nodes: BTreeMap<String, Arc<NodeEntry>>,
+    ingress_status: BTreeMap<NsName, Vec<String>>,
+}
+
+impl PartialEq for Index {
+    fn eq(&self, other: &Self) -> bool {
+        self.ingresses == other.ingresses
+            && self.classes == other.classes
+            && self.services == other.services
+            && self.slices == other.slices
+            && self.slices_by_service == other.slices_by_service
+            && self.endpoints == other.endpoints
+            && self.secrets == other.secrets
+    }
 }
 
 impl Index {
@@ -95,6 +116,8 @@ impl Index {
         match object {
             Object::Ingress(o) => {
                 let entry = IngressEntry::parse(&key, o).map_err(refuse)?;
+                self.ingress_status
+                    .insert(ns_name(&key), IngressEntry::status(o));
                 self.ingresses.insert(ns_name(&key), Arc::new(entry));
             }
             Object::IngressClass(o) => {
@@ -126,6 +149,10 @@ impl Index {
                 // No longer (or never) a TLS Secret.
                 None => drop(self.secrets.remove(&ns_name(&key))),
             },
+            Object::Node(o) => {
+                let entry = NodeEntry::parse(o);
+                self.nodes.insert(key.name.clone(), Arc::new(entry));
+            }
         }
         Ok(())
     }
@@ -133,12 +160,16 @@ impl Index {
     /// Removes an object; removing one that is not there is not an error.
     pub fn delete(&mut self, key: &ObjectKey) {
         match key.kind {
-            Kind::Ingress => drop(self.ingresses.remove(&ns_name(key))),
+            Kind::Ingress => {
+                self.ingresses.remove(&ns_name(key));
+                self.ingress_status.remove(&ns_name(key));
+            }
             Kind::IngressClass => drop(self.classes.remove(&key.name)),
             Kind::Service => drop(self.services.remove(&ns_name(key))),
             Kind::EndpointSlice => self.remove_slice(key),
             Kind::Endpoints => drop(self.endpoints.remove(&ns_name(key))),
             Kind::Secret => drop(self.secrets.remove(&ns_name(key))),
+            Kind::Node => drop(self.nodes.remove(&key.name)),
         }
     }
 
@@ -166,6 +197,58 @@ impl Index {
             + self.slices.len()
             + self.endpoints.len()
             + self.secrets.len()
+            + self.nodes.len()
+    }
+
+    /// Replaces every object of `kind` with `objects`, as a relist from the API server says
+    /// what exists now: objects not listed are deleted. A refused object keeps its previous
+    /// version; the refusals are returned.
+    pub fn replace(&mut self, kind: Kind, objects: &[Object]) -> Vec<ObjectError> {
+        let listed: std::collections::HashSet<ObjectKey> =
+            objects.iter().map(Object::key).collect();
+        for key in self.keys(kind) {
+            if !listed.contains(&key) {
+                self.delete(&key);
+            }
+        }
+        objects.iter().filter_map(|o| self.apply(o).err()).collect()
+    }
+
+    /// Keys of every object of `kind` held.
+    pub fn keys(&self, kind: Kind) -> Vec<ObjectKey> {
+        let namespaced = |map: Vec<&NsName>| {
+            map.into_iter()
+                .map(|(ns, name)| ObjectKey::new(kind, Some(ns), name))
+                .collect()
+        };
+        match kind {
+            Kind::Ingress => namespaced(self.ingresses.keys().collect()),
+            Kind::Service => namespaced(self.services.keys().collect()),
+            Kind::EndpointSlice => namespaced(self.slices.keys().collect()),
+            Kind::Endpoints => namespaced(self.endpoints.keys().collect()),
+            Kind::Secret => namespaced(self.secrets.keys().collect()),
+            Kind::IngressClass => self
+                .classes
+                .keys()
+                .map(|n| ObjectKey::new(kind, None, n))
+                .collect(),
+            Kind::Node => self
+                .nodes
+                .keys()
+                .map(|n| ObjectKey::new(kind, None, n))
+                .collect(),
+        }
+    }
+
+    /// The `status.loadBalancer.ingress` an Ingress has now.
+    pub fn ingress_status(&self, namespace: &str, name: &str) -> &[String] {
+        self.ingress_status
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.values().map(|n| &**n)
     }
 
     pub fn is_empty(&self) -> bool {

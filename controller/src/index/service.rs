@@ -14,6 +14,8 @@ pub struct ServiceEntry {
     pub external_name: Option<String>,
     /// `spec.clusterIP: None`: no virtual IP; clients use the endpoints directly.
     pub headless: bool,
+    /// `status.loadBalancer.ingress`: IPs or hostnames of the load balancer in front of it.
+    pub load_balancer: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,15 @@ impl ServiceEntry {
             ports,
             external_name,
             headless: spec.cluster_ip.as_deref() == Some("None"),
+            load_balancer: service
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+                .collect(),
         })
     }
 }

@@ -66,7 +66,9 @@ impl ManifestSource {
             return Ok(Outcome::Unchanged);
         }
         let translation = translate(&loaded.index, &self.config);
-        let generation = self.publisher.publish(translation, started);
+        let generation =
+            self.publisher
+                .publish(translation.snapshot, &translation.diagnostics, started);
         tracing::info!(
             dir = %self.dir.display(),
             files = loaded.files.len(),

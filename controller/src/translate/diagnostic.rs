@@ -129,6 +129,19 @@ impl Diagnostic {
         }
     }
 
+    /// The kind in PascalCase, as the `reason` of a Kubernetes Event.
+    pub fn reason(&self) -> String {
+        self.kind()
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// The Ingress the problem is about, where there is one.
     pub fn ingress(&self) -> Option<&ObjectRef> {
         match self {

@@ -12,7 +12,7 @@ mod diagnostic;
 mod routes;
 mod tls;
 
-use ferry_model::{RouteTable, Snapshot};
+use ferry_model::{ObjectRef, RouteTable, Snapshot};
 
 pub use diagnostic::Diagnostic;
 
@@ -24,6 +24,8 @@ use crate::index::{Index, IngressEntry};
 pub struct Translation {
     pub snapshot: Snapshot,
     pub diagnostics: Vec<Diagnostic>,
+    /// The Ingresses of our class, whose status ferry maintains.
+    pub ours: Vec<ObjectRef>,
 }
 
 pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
@@ -36,6 +38,7 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
         age(a).cmp(&age(b)).then_with(|| a.key.cmp(&b.key))
     });
 
+    let ours = ingresses.iter().map(|i| i.key.clone()).collect();
     let (certs, tls_hosts) = tls::certificates(index, &ingresses, config, &mut diagnostics);
     let mut upstreams = backend::Upstreams::new(index);
     let mut table = RouteTable::builder();
@@ -55,7 +58,9 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
             routes: table.build(),
             upstreams: upstreams.into_vec(),
             certs,
+            node_name: config.node_name.as_deref().map(Into::into),
         },
         diagnostics,
+        ours,
     }
 }

@@ -17,6 +17,8 @@ pub struct Snapshot {
     pub upstreams: Vec<Arc<Upstream>>,
     /// Certificates for the HTTPS listener.
     pub certs: CertStore,
+    /// The node this replica runs on, for choosing node-local endpoints.
+    pub node_name: Option<Arc<str>>,
 }
 
 /// Where the controller publishes snapshots: the data plane implements it.

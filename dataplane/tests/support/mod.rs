@@ -202,6 +202,7 @@ impl SnapshotBuilder {
             routes: table.build(),
             upstreams: self.upstreams.clone(),
             certs,
+            node_name: None,
         }
     }
 
