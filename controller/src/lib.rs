@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod config;
 pub mod index;
 pub mod manifests;

@@ -255,9 +255,21 @@ fn bad_manifests_at_start_exit_with_every_error() {
 
 #[test]
 fn without_a_source_ferry_says_what_to_pass() {
-    let out = ferry_run().env_remove("FERRY_MANIFESTS").output().unwrap();
+    // No manifests folder and no cluster to be found: cluster mode says what to pass.
+    let home = tempfile::tempdir().unwrap();
+    let out = ferry_run()
+        .env_remove("FERRY_MANIFESTS")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --manifests DIR"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pass --kubeconfig PATH, or --manifests DIR"),
+        "{stderr}"
+    );
 }
 
 fn tls_site(backend: SocketAddr) -> String {

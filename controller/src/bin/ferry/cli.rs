@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_controller::ControllerConfig;
+use ferry_controller::cluster::{ClusterConfig, LeaseConfig, StatusConfig};
 use ferry_dataplane::ProxyConfig;
 use ferry_model::{LoadBalance, ObjectRef};
 
@@ -25,6 +26,19 @@ pub(crate) const ENV_UPSTREAM_IDLE_TIMEOUT: &str = "FERRY_UPSTREAM_IDLE_TIMEOUT"
 pub(crate) const ENV_TRUST_FORWARDED_HEADERS: &str = "FERRY_TRUST_FORWARDED_HEADERS";
 pub(crate) const ENV_WORKERS: &str = "FERRY_WORKERS";
 pub(crate) const ENV_RELOAD_DEBOUNCE: &str = "FERRY_RELOAD_DEBOUNCE";
+pub(crate) const ENV_NODE_NAME: &str = "NODE_NAME";
+pub(crate) const ENV_KUBECONFIG: &str = "KUBECONFIG";
+pub(crate) const ENV_WATCH_NAMESPACE: &str = "FERRY_WATCH_NAMESPACE";
+pub(crate) const ENV_POD_NAME: &str = "POD_NAME";
+pub(crate) const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+pub(crate) const ENV_ELECTION_ID: &str = "FERRY_ELECTION_ID";
+pub(crate) const ENV_LEASE_DURATION: &str = "FERRY_LEASE_DURATION";
+pub(crate) const ENV_LEASE_RENEW_DEADLINE: &str = "FERRY_LEASE_RENEW_DEADLINE";
+pub(crate) const ENV_LEASE_RETRY_PERIOD: &str = "FERRY_LEASE_RETRY_PERIOD";
+pub(crate) const ENV_UPDATE_STATUS: &str = "FERRY_UPDATE_STATUS";
+pub(crate) const ENV_PUBLISH_STATUS_ADDRESS: &str = "FERRY_PUBLISH_STATUS_ADDRESS";
+pub(crate) const ENV_PUBLISH_SERVICE: &str = "FERRY_PUBLISH_SERVICE";
+pub(crate) const ENV_WATCH_BACKOFF_MAX: &str = "FERRY_WATCH_BACKOFF_MAX";
 pub(crate) const ENV_LOG_FORMAT: &str = "FERRY_LOG_FORMAT";
 /// Log filter in `tracing` syntax, e.g. `info,ferry::access=off`.
 pub(crate) const ENV_LOG: &str = "FERRY_LOG";
@@ -56,14 +70,18 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve Ingresses: from a folder of manifests (--manifests DIR).
-    Run(RunArgs),
+    /// Serve Ingresses: from the cluster's API server, or from a folder of manifests
+    /// (--manifests DIR).
+    Run(Box<RunArgs>),
     /// Serve the quickstart example with demo backends ferry starts itself, and print curl
     /// commands to try. Run it from the repository root.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Run an echo backend: answers every request with JSON saying who answered and what it
     /// received (HTTP/1.1, h2c, WebSocket echo). For trying ferry out and for benchmarks.
     Backend(BackendArgs),
+    /// Print the RBAC ClusterRole and Role that cluster mode needs: exactly the API calls
+    /// ferry makes.
+    Rbac(RbacArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,7 +115,90 @@ pub(crate) struct RunArgs {
     #[arg(long, env = ENV_ADMIN_ADDR, default_value = "0.0.0.0:10254")]
     pub(crate) admin_addr: SocketAddr,
     #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+    #[command(flatten)]
     pub(crate) common: CommonArgs,
+}
+
+/// Cluster mode: used when `--manifests` is not given.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// Kubeconfig to reach the API server with; without it, the in-cluster service account
+    /// (or the usual KUBECONFIG / ~/.kube/config inference).
+    #[arg(long, env = ENV_KUBECONFIG, value_name = "PATH")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Watch namespaced objects (Ingresses, Services, EndpointSlices, Endpoints, Secrets) in
+    /// this namespace only; all namespaces by default.
+    #[arg(long, env = ENV_WATCH_NAMESPACE)]
+    pub(crate) watch_namespace: Option<String>,
+    /// This replica's name in the leader Lease and in Events (the downward API's
+    /// metadata.name); the host name by default.
+    #[arg(long, env = ENV_POD_NAME)]
+    pub(crate) pod_name: Option<String>,
+    /// Namespace of the leader-election Lease (the downward API's metadata.namespace).
+    #[arg(long, env = ENV_POD_NAMESPACE, default_value = "default")]
+    pub(crate) pod_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = ENV_ELECTION_ID, default_value = "ferry-leader")]
+    pub(crate) election_id: String,
+    /// How long a Lease not renewed stays with its holder.
+    #[arg(long, env = ENV_LEASE_DURATION, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_duration: Duration,
+    /// A leader that could not renew for this long steps down.
+    #[arg(long, env = ENV_LEASE_RENEW_DEADLINE, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_renew_deadline: Duration,
+    /// How often replicas try to acquire or renew the Lease.
+    #[arg(long, env = ENV_LEASE_RETRY_PERIOD, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_retry_period: Duration,
+    /// Write status.loadBalancer of our Ingresses (by the elected leader) and Events.
+    #[arg(long, env = ENV_UPDATE_STATUS, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) update_status: bool,
+    /// Addresses (IPs or host names, comma-separated) to publish in Ingress status, instead
+    /// of the nodes' addresses.
+    #[arg(long, env = ENV_PUBLISH_STATUS_ADDRESS, value_delimiter = ',')]
+    pub(crate) publish_status_address: Vec<String>,
+    /// Publish the load-balancer addresses of this Service (NAMESPACE/NAME) in Ingress status.
+    #[arg(long, env = ENV_PUBLISH_SERVICE, value_name = "NAMESPACE/NAME", value_parser = parse_object_ref)]
+    pub(crate) publish_service: Option<ObjectRef>,
+    /// Longest wait between attempts of a failing watch.
+    #[arg(long, env = ENV_WATCH_BACKOFF_MAX, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) watch_backoff_max: Duration,
+}
+
+impl ClusterArgs {
+    pub(crate) fn config(&self) -> ClusterConfig {
+        let identity = self.pod_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "ferry".to_owned())
+        });
+        ClusterConfig {
+            namespace: self.watch_namespace.clone(),
+            lease: LeaseConfig {
+                name: self.election_id.clone(),
+                duration: self.lease_duration,
+                renew_deadline: self.lease_renew_deadline,
+                retry_period: self.lease_retry_period,
+                ..LeaseConfig::new(&self.pod_namespace, &identity)
+            },
+            status: StatusConfig {
+                enabled: self.update_status,
+                addresses: self.publish_status_address.clone(),
+                publish_service: self.publish_service.clone(),
+            },
+            backoff_max: self.watch_backoff_max,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RbacArgs {
+    /// Name of the ClusterRole (and prefix of the Role).
+    #[arg(long, default_value = "ferry")]
+    pub(crate) name: String,
+    /// Namespace of the leader-election Role (where ferry runs).
+    #[arg(long, default_value = "ferry-system")]
+    pub(crate) namespace: String,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +231,10 @@ pub(crate) struct CommonArgs {
     /// self-signed certificate at start.
     #[arg(long, env = ENV_DEFAULT_SSL_CERTIFICATE, value_name = "NAMESPACE/NAME", value_parser = parse_object_ref)]
     pub(crate) default_ssl_certificate: Option<ObjectRef>,
+    /// The node this replica runs on (set from the downward API's spec.nodeName), recorded for
+    /// node-local endpoint choices.
+    #[arg(long, env = ENV_NODE_NAME)]
+    pub(crate) node_name: Option<String>,
     /// Also serve Ingresses that name no class, even if our class is not the default one.
     #[arg(long, env = ENV_WATCH_INGRESS_WITHOUT_CLASS)]
     pub(crate) watch_ingress_without_class: bool,
@@ -176,10 +281,20 @@ fn parse_load_balance(name: &str) -> Result<LoadBalance, String> {
         .ok_or_else(|| format!("expected one of: {}", LoadBalance::NAMES.join(", ")))
 }
 
+/// Where Kubernetes objects come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Manifests(PathBuf),
+    Cluster {
+        kubeconfig: Option<PathBuf>,
+        config: Box<ClusterConfig>,
+    },
+}
+
 /// Everything `ferry` runs with, from either subcommand.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) manifests: Option<PathBuf>,
+    pub(crate) source: Source,
     pub(crate) http_addr: SocketAddr,
     pub(crate) https_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
@@ -189,10 +304,10 @@ pub(crate) struct Settings {
 }
 
 impl CommonArgs {
-    fn settings(&self, manifests: Option<PathBuf>, addrs: [SocketAddr; 3]) -> Settings {
+    fn settings(&self, source: Source, addrs: [SocketAddr; 3]) -> Settings {
         let [http_addr, https_addr, admin_addr] = addrs;
         Settings {
-            manifests,
+            source,
             http_addr,
             https_addr,
             admin_addr,
@@ -202,6 +317,7 @@ impl CommonArgs {
                 default_load_balance: self.load_balance,
                 debounce: self.reload_debounce,
                 default_certificate: self.default_ssl_certificate.clone(),
+                node_name: self.node_name.clone(),
             },
             proxy: ProxyConfig {
                 connect_timeout: self.upstream_connect_timeout,
@@ -222,13 +338,21 @@ impl CommonArgs {
 impl RunArgs {
     pub(crate) fn settings(&self) -> Settings {
         let addrs = [self.http_addr, self.https_addr, self.admin_addr];
-        self.common.settings(self.manifests.clone(), addrs)
+        let source = match &self.manifests {
+            Some(dir) => Source::Manifests(dir.clone()),
+            None => Source::Cluster {
+                kubeconfig: self.cluster.kubeconfig.clone(),
+                config: Box::new(self.cluster.config()),
+            },
+        };
+        self.common.settings(source, addrs)
     }
 }
 
 impl DemoArgs {
     pub(crate) fn settings(&self) -> Settings {
         let addrs = [self.http_addr, self.https_addr, self.admin_addr];
-        self.common.settings(Some(self.manifests.clone()), addrs)
+        self.common
+            .settings(Source::Manifests(self.manifests.clone()), addrs)
     }
 }

@@ -22,6 +22,13 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args.settings(), Vec::new()),
         Command::Demo(args) => demo::run(args),
         Command::Backend(args) => backend(args),
+        Command::Rbac(args) => {
+            print!(
+                "{}",
+                ferry_controller::cluster::rbac::manifests(&args.name, &args.namespace)
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

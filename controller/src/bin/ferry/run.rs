@@ -2,7 +2,7 @@
 //! controller, proxy and admin services.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -16,19 +16,15 @@ use pingora_core::services::ServiceReadyNotifier;
 use pingora_core::services::ServiceWithDependents;
 use pingora_core::services::background::{BackgroundService, background_service};
 
-use crate::cli::Settings;
+use crate::cli::{Settings, Source};
+use ferry_controller::ControllerConfig;
+use ferry_controller::cluster::{self, ClusterConfig};
 
 /// Runs ferry until a signal stops it. `extra` services (the demo's backends) run beside it.
 pub(crate) fn run(
     settings: Settings,
     extra: Vec<Box<dyn ServiceWithDependents>>,
 ) -> anyhow::Result<()> {
-    let Some(dir) = settings.manifests.clone() else {
-        bail!(
-            "no source: pass --manifests DIR (or set FERRY_MANIFESTS); watching a cluster's \
-             API is not part of this release yet"
-        );
-    };
     // Bind problems are reported here, in plain words, rather than from inside a service.
     check_bindable(settings.http_addr, "--http-addr")?;
     check_bindable(settings.https_addr, "--https-addr")?;
@@ -37,15 +33,38 @@ pub(crate) fn run(
     let admin_addr = admin.local_addr()?;
 
     let router = Router::new();
-    let mut source = ManifestSource::new(dir.clone(), settings.controller.clone(), router.clone());
-    if let Err(errors) = source.reload() {
-        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-        bail!(
-            "the manifests in {} have errors:\n{}",
-            dir.display(),
-            list.join("\n")
-        );
-    }
+    let (source, described) = match &settings.source {
+        Source::Manifests(dir) => {
+            let mut source =
+                ManifestSource::new(dir.clone(), settings.controller.clone(), router.clone());
+            if let Err(errors) = source.reload() {
+                let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+                bail!(
+                    "the manifests in {} have errors:\n{}",
+                    dir.display(),
+                    list.join("\n")
+                );
+            }
+            let source: Box<dyn ServiceWithDependents> = Box::new(background_service(
+                "ferry controller",
+                WatchManifests(Mutex::new(Some(source))),
+            ));
+            (source, format!("manifests in {}", dir.display()))
+        }
+        Source::Cluster { kubeconfig, config } => {
+            let kube = kube_config(kubeconfig.as_deref())?;
+            let described = format!("the cluster at {}", kube.cluster_url);
+            let watch = WatchCluster(Mutex::new(Some(ClusterSource {
+                kube,
+                controller: settings.controller.clone(),
+                cluster: (**config).clone(),
+                router: router.clone(),
+            })));
+            let source: Box<dyn ServiceWithDependents> =
+                Box::new(background_service("ferry controller", watch));
+            (source, described)
+        }
+    };
 
     let conf = ServerConf {
         threads: settings.workers,
@@ -57,10 +76,7 @@ pub(crate) fn run(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let controller = server.add_service(background_service(
-        "ferry controller",
-        WatchManifests(Mutex::new(Some(source))),
-    ));
+    let controller = server.add_boxed_service(source);
     let https = Https {
         addr: settings.https_addr.to_string(),
         fallback: self_signed_certificate()?,
@@ -86,7 +102,7 @@ pub(crate) fn run(
         http = %settings.http_addr,
         https = %settings.https_addr,
         admin = %admin_addr,
-        manifests = %dir.display(),
+        source = described,
         workers = settings.workers,
         "ferry is serving"
     );
@@ -108,6 +124,82 @@ fn check_bindable(addr: SocketAddr, flag: &str) -> anyhow::Result<()> {
     })?;
     drop(probe);
     Ok(())
+}
+
+/// Resolves how to reach the API server (kubeconfig file, in-cluster service account, or the
+/// usual inference), so a bad configuration stops ferry at start with the reason.
+fn kube_config(path: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
+    // kube resolves configurations asynchronously; this runtime lives only for that, before
+    // pingora takes the process.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match path {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(
+                    file,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))
+            }
+            None => kube::Config::infer().await.context(
+                "cannot reach a cluster: not running in one (no service account) and no \
+                 kubeconfig; pass --kubeconfig PATH, or --manifests DIR to serve a folder",
+            ),
+        }
+    })
+}
+
+/// Cluster mode as a pingora background service: ready (and the proxy listening) once every
+/// watch has listed and the first snapshot is served.
+struct WatchCluster(Mutex<Option<ClusterSource>>);
+
+/// What cluster mode starts from.
+struct ClusterSource {
+    kube: kube::Config,
+    controller: ControllerConfig,
+    cluster: ClusterConfig,
+    router: Arc<Router>,
+}
+
+#[async_trait]
+impl BackgroundService for WatchCluster {
+    async fn start_with_ready_notifier(
+        &self,
+        shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        let Some(ClusterSource {
+            kube,
+            controller,
+            cluster,
+            router,
+        }) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        else {
+            return;
+        };
+        // The client's connection tasks must live in this service's runtime.
+        let client = match kube::Client::try_from(kube) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the Kubernetes client");
+                return;
+            }
+        };
+        cluster::run(
+            client,
+            controller,
+            cluster,
+            router,
+            move || ready.notify_ready(),
+            shutdown,
+        )
+        .await;
+    }
 }
 
 /// The manifests watcher as a pingora background service.
