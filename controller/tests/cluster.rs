@@ -752,3 +752,51 @@ async fn the_binary_in_cluster_mode_serves_writes_status_and_rides_out_an_outage
     child.wait().unwrap();
     assert_authorized(&server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_addresses_from_flags_or_a_service() {
+    let backend = start_backend("live").await;
+    let lb_service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ferry", "namespace": ELECTION_NS},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.7"}, {"hostname": "lb.example.net"}]}}});
+    for (status, expected) in [
+        (
+            StatusConfig {
+                enabled: true,
+                addresses: vec!["ingress.example.com".into(), "192.0.2.1".into()],
+                ..StatusConfig::default()
+            },
+            vec!["192.0.2.1", "ingress.example.com"],
+        ),
+        (
+            StatusConfig {
+                enabled: true,
+                publish_service: Some(ferry_model::ObjectRef::new(ELECTION_NS, "ferry")),
+                ..StatusConfig::default()
+            },
+            vec!["198.51.100.7", "lb.example.net"],
+        ),
+    ] {
+        let server = ApiServer::start(1, ELECTION_NS).await;
+        server.apply_yaml(&live_route("live.test", backend));
+        server.apply(node("node-a", None, "10.0.0.1"));
+        server.apply(lb_service.clone());
+        let replica = Replica::start(&server, 0, "a", status);
+        eventually("status published", || async {
+            server.ingress_status("live", "live") == expected
+        })
+        .await;
+        let ingress = server.get("Ingress", Some("live"), "live").unwrap();
+        let entries = &ingress["status"]["loadBalancer"]["ingress"];
+        assert!(
+            entries
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e.get("ip").is_some() != e.get("hostname").is_some()),
+            "{entries}"
+        );
+        replica.stop().await;
+        assert_authorized(&server);
+    }
+}
