@@ -31,7 +31,9 @@ pub use ingress::{
 pub use ingress_class::{DEFAULT_CLASS_ANNOTATION, IngressClassEntry};
 pub use node::NodeEntry;
 pub use secret::{SecretEntry, SecretError, TLS_SECRET_TYPE, load as load_certificate};
-pub use service::{ServiceEntry, ServicePortEntry};
+pub use service::{
+    DEFAULT_AFFINITY_TIMEOUT, SERVICE_PROXY_NAME_LABEL, ServiceEntry, ServicePortEntry,
+};
 
 use crate::object::{Kind, ObjectError, ObjectKey};
 
@@ -245,6 +247,10 @@ impl Index {
         self.ingress_status
             .get(&(namespace.to_owned(), name.to_owned()))
             .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &ServiceEntry> {
+        self.services.values().map(|s| &**s)
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeEntry> {

@@ -149,7 +149,7 @@ impl<'a> Upstreams<'a> {
         };
         let groups = self.index.endpoint_groups(namespace, service);
         let label = service_port.port.to_string();
-        match select_endpoints(&groups, service_port) {
+        match select_endpoints(&groups, service_port, None) {
             Some(endpoints) => (label, UpstreamTarget::Endpoints(endpoints.into()), None),
             None => (
                 label,
@@ -168,9 +168,13 @@ impl<'a> Upstreams<'a> {
 /// (KEP-1669): the ready ones; when none is ready, the ones serving while terminating; never
 /// the others. Sorted by address and without duplicates (an address may briefly appear in two
 /// slices). `None` when endpoints exist but none carries the port's name.
+///
+/// With `on_node`, only that node's endpoints count, and the selection is made among them
+/// (kube-proxy's rule for the `Local` traffic policies).
 pub(crate) fn select_endpoints(
     groups: &[&EndpointGroup],
     port: &ServicePortEntry,
+    on_node: Option<&str>,
 ) -> Option<Vec<Endpoint>> {
     #[derive(Default)]
     struct Seen {
@@ -192,6 +196,9 @@ pub(crate) fn select_endpoints(
         };
         port_found = true;
         for e in &group.endpoints {
+            if on_node.is_some_and(|node| e.node_name.as_deref() != Some(node)) {
+                continue;
+            }
             for ip in &e.addresses {
                 let s = seen.entry(SocketAddr::new(*ip, p.port)).or_default();
                 s.ready |= e.ready;

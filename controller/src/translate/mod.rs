@@ -10,6 +10,7 @@ mod backend;
 mod class;
 mod diagnostic;
 mod routes;
+mod services;
 mod tls;
 
 use ferry_model::{ObjectRef, RouteTable, Snapshot};
@@ -59,6 +60,10 @@ pub fn translate(index: &Index, config: &ControllerConfig) -> Translation {
             upstreams: upstreams.into_vec(),
             certs,
             node_name: config.node_name.as_deref().map(Into::into),
+            services: std::sync::Arc::new(services::service_table(
+                index,
+                config.node_name.as_deref(),
+            )),
         },
         diagnostics,
         ours,

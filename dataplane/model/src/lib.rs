@@ -14,7 +14,8 @@
 //!  │                                                            └─ fallback ──▶ Arc<Route>
 //!  │          └─ default ──▶ Arc<Route>
 //!  ├─ upstreams: [Arc<Upstream>]   (every Route points at one; index = Upstream::index)
-//!  └─ certs: CertStore ── SNI (exact │ *.wildcard │ default) ──▶ Arc<TlsCertificate>
+//!  ├─ certs: CertStore ── SNI (exact │ *.wildcard │ default) ──▶ Arc<TlsCertificate>
+//!  └─ services: ServiceTable ── per Service port: frontends, backends (the L4 path)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@
 mod host;
 mod path;
 mod route;
+mod service;
 mod snapshot;
 mod tls;
 mod upstream;
@@ -29,6 +31,7 @@ mod upstream;
 pub use host::{HostError, HostMap, HostMatch, normalize_authority};
 pub use path::{PathError, PathMatch, PathTrie, PathType};
 pub use route::{DuplicateRoute, HostRoutes, HttpsPolicy, Route, RouteTable, RouteTableBuilder};
+pub use service::{L4Backend, L4Service, Protocol, ServiceTable};
 pub use snapshot::{Snapshot, SnapshotSink};
 pub use tls::{CertStore, TlsCertificate};
 pub use upstream::{Endpoint, LoadBalance, ObjectRef, Upstream, UpstreamTarget};

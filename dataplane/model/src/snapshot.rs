@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::route::RouteTable;
+use crate::service::ServiceTable;
 use crate::tls::CertStore;
 use crate::upstream::Upstream;
 
@@ -19,6 +20,8 @@ pub struct Snapshot {
     pub certs: CertStore,
     /// The node this replica runs on, for choosing node-local endpoints.
     pub node_name: Option<Arc<str>>,
+    /// Services for the L4 path.
+    pub services: Arc<ServiceTable>,
 }
 
 /// Where the controller publishes snapshots: the data plane implements it.

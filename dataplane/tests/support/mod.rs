@@ -203,6 +203,7 @@ impl SnapshotBuilder {
             upstreams: self.upstreams.clone(),
             certs,
             node_name: None,
+            services: Default::default(),
         }
     }
 
