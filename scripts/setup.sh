@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages: cmake builds pingora's zlib-ng; curl for the demo's examples; wrk for the
-# benchmarks; openssl (the CLI) for TLS tests; pkg-config and a C compiler for -sys crates.
-packages=(cmake curl openssl wrk pkg-config gcc make)
+# benchmarks; openssl (the CLI) for TLS tests; iproute2 and procps (ip, sysctl) for the L4
+# tests' network namespaces; pkg-config and a C compiler for -sys crates.
+packages=(cmake curl openssl wrk iproute2 procps pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -21,4 +22,19 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust with rustup (https://rustup.rs) and run again" >&2
   exit 1
+fi
+
+# The eBPF programs build with nightly's core library from source and bpf-linker 0.10.0 (its
+# default feature uses nightly's own LLVM; newer releases need a system LLVM Debian lacks).
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "setup: installing the nightly toolchain" >&2
+  rustup toolchain install nightly --profile minimal
+fi
+if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'; then
+  echo "setup: adding rust-src to nightly" >&2
+  rustup component add rust-src --toolchain nightly
+fi
+if ! bpf-linker --version 2>/dev/null | grep -q '^bpf-linker 0\.10\.0$'; then
+  echo "setup: installing bpf-linker 0.10.0 (a few minutes, once)" >&2
+  cargo install bpf-linker@0.10.0 --locked
 fi

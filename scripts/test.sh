@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, all tests, and a smoke run of the benchmark
+# Runs every check CI runs: formatting, lints (the kernel programs for their own target too),
+# all tests (the L4 ones need root and a kernel with BPF), and a smoke run of the benchmark
 # harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo +nightly clippy -p ferry-ebpf-programs --bin ferry-ebpf --target bpfel-unknown-none \
+  -Z build-std=core --release -- -D warnings
 cargo test --workspace
 bench/wrk-baseline --smoke

@@ -694,6 +694,9 @@ async fn the_binary_in_cluster_mode_serves_writes_status_and_rides_out_an_outage
             "--watch-backoff-max",
             "500ms",
         ])
+        // The L4 path would attach to this machine's root cgroup and interfaces: its tests run
+        // in namespaces of their own (tests/l4.rs).
+        .arg("--l4=false")
         .args([
             "--lease-duration",
             "2s",

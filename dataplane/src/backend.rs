@@ -32,6 +32,9 @@ pub struct Echo {
     /// Header values by lowercase name; repeated headers joined by ", ".
     pub headers: BTreeMap<String, String>,
     pub body_bytes: usize,
+    /// The client address the backend saw (`ip:port`).
+    #[serde(default)]
+    pub client: String,
 }
 
 /// An echo backend: a name to answer as, and an optional delay before each answer (to
@@ -55,6 +58,18 @@ impl Backend {
         self
     }
 
+    /// Answers every UDP datagram on `socket` with `<name> <client ip:port>`, forever.
+    pub async fn serve_udp(self, socket: tokio::net::UdpSocket) {
+        let mut buf = [0u8; 2048];
+        loop {
+            let Ok((_, client)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let reply = format!("{} {client}", self.name);
+            let _ = socket.send_to(reply.as_bytes(), client).await;
+        }
+    }
+
     /// Serves requests on `listener` forever.
     pub async fn serve(self, listener: tokio::net::TcpListener) {
         serve(listener, self).await
@@ -64,8 +79,8 @@ impl Backend {
 async fn serve(listener: tokio::net::TcpListener, backend: Backend) {
     let name = backend.name.clone();
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(backend = %name, error = %e, "accept failed");
                 continue;
@@ -74,7 +89,7 @@ async fn serve(listener: tokio::net::TcpListener, backend: Backend) {
         let _ = stream.set_nodelay(true);
         let backend = backend.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| respond(backend.clone(), req));
+            let service = service_fn(move |req| respond(backend.clone(), client, req));
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().keep_alive(true);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -87,6 +102,7 @@ async fn serve(listener: tokio::net::TcpListener, backend: Backend) {
 
 async fn respond(
     backend: Backend,
+    client: std::net::SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let name = backend.name;
@@ -127,6 +143,7 @@ async fn respond(
         version: format!("{:?}", parts.version),
         headers,
         body_bytes,
+        client: client.to_string(),
     };
     let mut json = serde_json::to_vec_pretty(&echo).expect("echo serialises");
     json.push(b'\n');

@@ -2,6 +2,7 @@
 //!
 //! - [`state::Router`] holds the snapshot being served and swaps it atomically;
 //! - [`l7`] is the HTTP proxy on pingora that routes by it;
+//! - [`l4`] programs Services into the kernel (eBPF, through aya);
 //! - [`admin`] serves health, readiness and metrics; [`telemetry`] defines the metrics;
 //! - [`backend`] is a small HTTP backend for the demo, tests and benchmarks.
 //!
@@ -12,6 +13,7 @@
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod l4;
 pub mod l7;
 pub mod state;
 pub mod telemetry;

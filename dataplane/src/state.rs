@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use ferry_model::{Snapshot, SnapshotSink};
+use tokio::sync::watch;
 
 use crate::l7::balance::{Balancer, Carryover};
 use crate::telemetry;
@@ -29,6 +30,8 @@ pub struct Router {
     /// Serialises publishers; never taken on the request path.
     publish: Mutex<()>,
     epoch: Instant,
+    /// The generation served, for those who follow changes (the L4 path).
+    changes: watch::Sender<u64>,
 }
 
 impl Default for Router {
@@ -37,6 +40,7 @@ impl Default for Router {
             current: ArcSwapOption::empty(),
             publish: Mutex::new(()),
             epoch: Instant::now(),
+            changes: watch::channel(0).0,
         }
     }
 }
@@ -49,6 +53,11 @@ impl Router {
     /// The state to serve a request from; `None` until a first snapshot was published.
     pub fn current(&self) -> Option<Arc<State>> {
         self.current.load_full()
+    }
+
+    /// Tells when a new snapshot is served.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Whether a snapshot is being served (readiness).
@@ -82,9 +91,11 @@ impl SnapshotSink for Router {
             .map(|u| Balancer::new(u, &carryover, self.epoch))
             .collect();
         telemetry::snapshot_served(&snapshot);
+        let generation = snapshot.generation;
         self.current.store(Some(Arc::new(State {
             snapshot,
             balancers,
         })));
+        self.changes.send_replace(generation);
     }
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_controller::ControllerConfig;
 use ferry_controller::cluster::{ClusterConfig, LeaseConfig, StatusConfig};
 use ferry_dataplane::ProxyConfig;
+use ferry_dataplane::l4::{Capacities, L4Config};
 use ferry_model::{LoadBalance, ObjectRef};
 
 pub(crate) const ENV_MANIFESTS: &str = "FERRY_MANIFESTS";
@@ -27,6 +28,14 @@ pub(crate) const ENV_TRUST_FORWARDED_HEADERS: &str = "FERRY_TRUST_FORWARDED_HEAD
 pub(crate) const ENV_WORKERS: &str = "FERRY_WORKERS";
 pub(crate) const ENV_RELOAD_DEBOUNCE: &str = "FERRY_RELOAD_DEBOUNCE";
 pub(crate) const ENV_NODE_NAME: &str = "NODE_NAME";
+pub(crate) const ENV_L4: &str = "FERRY_L4";
+pub(crate) const ENV_CGROUP_PATH: &str = "FERRY_CGROUP_PATH";
+pub(crate) const ENV_DEVICES: &str = "FERRY_DEVICES";
+pub(crate) const ENV_BPF_PIN_PATH: &str = "FERRY_BPF_PIN_PATH";
+pub(crate) const ENV_L4_MAX_SERVICES: &str = "FERRY_L4_MAX_SERVICES";
+pub(crate) const ENV_L4_MAX_BACKENDS: &str = "FERRY_L4_MAX_BACKENDS";
+pub(crate) const ENV_L4_MAX_CONNECTIONS: &str = "FERRY_L4_MAX_CONNECTIONS";
+pub(crate) const ENV_L4_MAX_AFFINITY: &str = "FERRY_L4_MAX_AFFINITY";
 pub(crate) const ENV_KUBECONFIG: &str = "KUBECONFIG";
 pub(crate) const ENV_WATCH_NAMESPACE: &str = "FERRY_WATCH_NAMESPACE";
 pub(crate) const ENV_POD_NAME: &str = "POD_NAME";
@@ -82,6 +91,14 @@ pub(crate) enum Command {
     /// Print the RBAC ClusterRole and Role that cluster mode needs: exactly the API calls
     /// ferry makes.
     Rbac(RbacArgs),
+    /// Inspect or clean up the L4 path on this node.
+    L4 {
+        #[command(subcommand)]
+        command: L4Command,
+    },
+    /// Connect (or send datagrams) to an address, and print, per attempt, who answered, which
+    /// client address it saw, and the peer the socket reports: a way to see Services work.
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +109,9 @@ pub(crate) struct BackendArgs {
     /// Name the backend answers with (default: its address).
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// Answer UDP datagrams (with the name and the client address) instead of HTTP.
+    #[arg(long)]
+    pub(crate) udp: bool,
     /// Delay before each answer, to play a slow endpoint.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub(crate) delay: Duration,
@@ -117,7 +137,94 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
+    pub(crate) l4: L4Args,
+    #[command(flatten)]
     pub(crate) common: CommonArgs,
+}
+
+/// The L4 path: Services in the kernel.
+#[derive(Debug, Args)]
+pub(crate) struct L4Args {
+    /// Implement Services in the kernel with eBPF (socket LB for ClusterIPs, TC for NodePorts and
+    /// external IPs), replacing kube-proxy. Default: on in cluster mode, off with --manifests.
+    /// `--l4=false` for clusters that keep kube-proxy.
+    #[arg(long, env = ENV_L4, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub(crate) l4: Option<bool>,
+    /// cgroup v2 directory the socket-LB programs attach to (every process below it is served);
+    /// default: the root of the mounted cgroup v2 hierarchy, else one mounted at
+    /// /run/ferry/cgroup2.
+    #[arg(long, env = ENV_CGROUP_PATH, value_name = "DIR")]
+    pub(crate) cgroup_path: Option<PathBuf>,
+    /// Interfaces for NodePort and external IPs (comma-separated); NodePorts answer on their
+    /// IPv4 addresses. Default: the interfaces carrying a default route.
+    #[arg(long, env = ENV_DEVICES, value_delimiter = ',')]
+    pub(crate) devices: Vec<String>,
+    /// Directory on a BPF filesystem where the maps are pinned (kept across restarts).
+    #[arg(long, env = ENV_BPF_PIN_PATH, default_value = "/sys/fs/bpf/ferry")]
+    pub(crate) bpf_pin_path: PathBuf,
+    /// Capacity of the services map: frontends plus their backend slots.
+    #[arg(long, env = ENV_L4_MAX_SERVICES, default_value_t = 65_536)]
+    pub(crate) l4_max_services: u32,
+    /// Capacity of the backends map.
+    #[arg(long, env = ENV_L4_MAX_BACKENDS, default_value_t = 65_536)]
+    pub(crate) l4_max_backends: u32,
+    /// Connections tracked for NodePorts (and sockets for UDP replies).
+    #[arg(long, env = ENV_L4_MAX_CONNECTIONS, default_value_t = 262_144)]
+    pub(crate) l4_max_connections: u32,
+    /// Clients remembered for sessionAffinity: ClientIP.
+    #[arg(long, env = ENV_L4_MAX_AFFINITY, default_value_t = 65_536)]
+    pub(crate) l4_max_affinity: u32,
+}
+
+impl L4Args {
+    fn config(&self, default_on: bool) -> Option<L4Config> {
+        self.l4.unwrap_or(default_on).then(|| L4Config {
+            pin_path: self.bpf_pin_path.clone(),
+            cgroup_path: self.cgroup_path.clone(),
+            devices: self.devices.clone(),
+            capacities: Capacities {
+                services: self.l4_max_services,
+                backends: self.l4_max_backends,
+                connections: self.l4_max_connections,
+                affinity: self.l4_max_affinity,
+            },
+            ..L4Config::default()
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum L4Command {
+    /// Print the Services programmed in the kernel on this node, and the programs' counters.
+    Dump {
+        #[arg(long, env = ENV_BPF_PIN_PATH, default_value = "/sys/fs/bpf/ferry")]
+        bpf_pin_path: PathBuf,
+    },
+    /// Remove the maps ferry pinned (after stopping it for good).
+    Cleanup {
+        #[arg(long, env = ENV_BPF_PIN_PATH, default_value = "/sys/fs/bpf/ferry")]
+        bpf_pin_path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ProbeProtocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProbeArgs {
+    /// tcp: an HTTP request per new connection (to `ferry backend`); udp: one datagram each.
+    #[arg(value_enum)]
+    pub(crate) protocol: ProbeProtocol,
+    pub(crate) addr: SocketAddr,
+    /// Connections (or datagrams) to make.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) count: usize,
+    /// UDP: use a connected socket (else sendto/recvfrom).
+    #[arg(long)]
+    pub(crate) connect: bool,
 }
 
 /// Cluster mode: used when `--manifests` is not given.
@@ -295,6 +402,8 @@ pub(crate) enum Source {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) source: Source,
+    /// The L4 path, when enabled.
+    pub(crate) l4: Option<L4Config>,
     pub(crate) http_addr: SocketAddr,
     pub(crate) https_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
@@ -308,6 +417,7 @@ impl CommonArgs {
         let [http_addr, https_addr, admin_addr] = addrs;
         Settings {
             source,
+            l4: None,
             http_addr,
             https_addr,
             admin_addr,
@@ -345,7 +455,11 @@ impl RunArgs {
                 config: Box::new(self.cluster.config()),
             },
         };
-        self.common.settings(source, addrs)
+        let cluster_mode = matches!(source, Source::Cluster { .. });
+        Settings {
+            l4: self.l4.config(cluster_mode),
+            ..self.common.settings(source, addrs)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod demo;
+mod probe;
 mod run;
 
 use std::io::IsTerminal;
@@ -22,6 +23,21 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args.settings(), Vec::new()),
         Command::Demo(args) => demo::run(args),
         Command::Backend(args) => backend(args),
+        Command::Probe(args) => probe::run(args),
+        Command::L4 { command } => match command {
+            cli::L4Command::Dump { bpf_pin_path } => ferry_dataplane::l4::dump(bpf_pin_path)
+                .map(|text| print!("{text}"))
+                .map_err(Into::into),
+            cli::L4Command::Cleanup { bpf_pin_path } => ferry_dataplane::l4::cleanup(bpf_pin_path)
+                .map(|removed| {
+                    println!(
+                        "removed {} pinned maps from {}",
+                        removed.len(),
+                        bpf_pin_path.display()
+                    )
+                })
+                .map_err(Into::into),
+        },
         Command::Rbac(args) => {
             print!(
                 "{}",
@@ -43,6 +59,12 @@ fn backend(args: &cli::BackendArgs) -> anyhow::Result<()> {
     let name = args.name.clone().unwrap_or_else(|| args.listen.to_string());
     let backend = ferry_dataplane::backend::Backend::new(&name).with_delay(args.delay);
     tokio::runtime::Runtime::new()?.block_on(async {
+        if args.udp {
+            let socket = tokio::net::UdpSocket::bind(args.listen).await?;
+            tracing::info!(listen = %args.listen, name, "UDP echo backend serving");
+            backend.serve_udp(socket).await;
+            return Ok(());
+        }
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         tracing::info!(listen = %args.listen, name, "echo backend serving");
         backend.serve(listener).await;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use ferry_controller::manifests::ManifestSource;
 use ferry_dataplane::Router;
 use ferry_dataplane::admin::{AdminService, Readiness};
+use ferry_dataplane::l4::L4;
 use ferry_dataplane::l7::{Https, proxy_service, self_signed_certificate};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
@@ -66,6 +67,14 @@ pub(crate) fn run(
         }
     };
 
+    // The L4 path attaches before anything serves, so a node without BPF says so at once.
+    let l4 = match &settings.l4 {
+        Some(config) => Some(
+            L4::start(config).context("the L4 path (run with --l4=false to keep kube-proxy)")?,
+        ),
+        None => None,
+    };
+
     let conf = ServerConf {
         threads: settings.workers,
         // Draining on shutdown comes with the graceful-shutdown work; stop promptly for now.
@@ -90,11 +99,20 @@ pub(crate) fn run(
     )?);
     // Listeners open once the controller has a snapshot in place.
     proxy.add_dependency(&controller);
-    let readiness = Readiness::new(router, vec![settings.http_addr, settings.https_addr]);
+    let readiness = Readiness::new(
+        router.clone(),
+        vec![settings.http_addr, settings.https_addr],
+    );
     server.add_service(background_service(
         "ferry admin",
         AdminService::new(admin, readiness),
     ));
+    if let Some(l4) = l4 {
+        server.add_service(background_service(
+            "ferry l4",
+            L4Service(Mutex::new(Some((l4, router.clone())))),
+        ));
+    }
     for service in extra {
         server.add_boxed_service(service);
     }
@@ -199,6 +217,20 @@ impl BackgroundService for WatchCluster {
             shutdown,
         )
         .await;
+    }
+}
+
+/// The L4 path as a pingora background service: programs every snapshot until shutdown, then
+/// detaches.
+struct L4Service(Mutex<Option<(L4, Arc<Router>)>>);
+
+#[async_trait]
+impl BackgroundService for L4Service {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((l4, router)) = taken {
+            l4.run(router, shutdown).await;
+        }
     }
 }
 
