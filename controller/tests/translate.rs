@@ -1012,21 +1012,55 @@ kind: Service
 metadata: {name: elsewhere, labels: {service.kubernetes.io/service-proxy-name: other-proxy}}
 spec: {clusterIP: 10.96.0.12, ports: [{port: 80}]}
 "#;
-    let config = ControllerConfig { node_name: Some("here".to_owned()), ..ControllerConfig::default() };
+    let config = ControllerConfig {
+        node_name: Some("here".to_owned()),
+        ..ControllerConfig::default()
+    };
     let (s, _) = world_with(&config, yaml);
     let labels: Vec<String> = s.services.services.iter().map(|s| s.label()).collect();
-    assert_eq!(labels, ["default/plain:80/TCP", "default/web:dns/UDP", "default/web:http/TCP"]);
+    assert_eq!(
+        labels,
+        [
+            "default/plain:80/TCP",
+            "default/web:dns/UDP",
+            "default/web:http/TCP"
+        ]
+    );
     let plain = &s.services.services[0];
-    assert_eq!(plain.node_port, None, "a ClusterIP Service has no NodePort, whatever it says");
+    assert_eq!(
+        plain.node_port, None,
+        "a ClusterIP Service has no NodePort, whatever it says"
+    );
     let web = &s.services.services[2];
-    assert_eq!(web.cluster_ips, ["10.96.0.10".parse::<std::net::Ipv4Addr>().unwrap()]);
-    assert_eq!(web.external_ips.len(), 2, "externalIPs and the load balancer's IP: {:?}", web.external_ips);
-    assert_eq!((web.node_port, web.health_check_node_port), (Some(30080), Some(32000)));
+    assert_eq!(
+        web.cluster_ips,
+        ["10.96.0.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(
+        web.external_ips.len(),
+        2,
+        "externalIPs and the load balancer's IP: {:?}",
+        web.external_ips
+    );
+    assert_eq!(
+        (web.node_port, web.health_check_node_port),
+        (Some(30080), Some(32000))
+    );
     assert_eq!(web.affinity_timeout, Some(10_800));
     // Local policies: only this node's endpoints, chosen among themselves (KEP-1669): the local
     // one is terminating but serving, and no local endpoint is ready, so it is used.
-    let show = |b: &[ferry_model::L4Backend]| b.iter().map(|b| (b.addr.to_string(), b.local)).collect::<Vec<_>>();
-    assert_eq!(show(&web.external_backends), [("10.0.1.1:8080".to_owned(), true)]);
-    assert_eq!(show(&web.internal_backends), [("10.0.1.1:8080".to_owned(), true)]);
+    let show = |b: &[ferry_model::L4Backend]| {
+        b.iter()
+            .map(|b| (b.addr.to_string(), b.local))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        show(&web.external_backends),
+        [("10.0.1.1:8080".to_owned(), true)]
+    );
+    assert_eq!(
+        show(&web.internal_backends),
+        [("10.0.1.1:8080".to_owned(), true)]
+    );
     assert_eq!(s.node_name.as_deref(), Some("here"));
 }

@@ -225,6 +225,9 @@ pub(crate) struct ProbeArgs {
     /// UDP: use a connected socket (else sendto/recvfrom).
     #[arg(long)]
     pub(crate) connect: bool,
+    /// Local address to send from (default: chosen by the kernel).
+    #[arg(long)]
+    pub(crate) source: Option<std::net::IpAddr>,
 }
 
 /// Cluster mode: used when `--manifests` is not given.

@@ -3,7 +3,9 @@
 //! the socket reports (for a ClusterIP served by socket LB, the ClusterIP itself).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -15,8 +17,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     for _ in 0..args.count {
         let line = match args.protocol {
-            ProbeProtocol::Tcp => tcp(args.addr),
-            ProbeProtocol::Udp => udp(args.addr, args.connect),
+            ProbeProtocol::Tcp => tcp(args.addr, args.source),
+            ProbeProtocol::Udp => udp(args.addr, args.connect, args.source),
         };
         let line = line.unwrap_or_else(
             |e| json!({ "ok": false, "error": e.to_string(), "kind": format!("{:?}", e.kind()) }),
@@ -26,9 +28,17 @@ pub(crate) fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tcp(addr: SocketAddr) -> std::io::Result<serde_json::Value> {
+fn tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<serde_json::Value> {
     let started = Instant::now();
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    let mut stream = match source {
+        None => TcpStream::connect_timeout(&addr, TIMEOUT)?,
+        Some(ip) => {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+            socket.connect_timeout(&addr.into(), TIMEOUT)?;
+            socket.into()
+        }
+    };
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
     stream.set_read_timeout(Some(TIMEOUT))?;
     let peer = stream.peer_addr()?;
@@ -48,8 +58,15 @@ fn tcp(addr: SocketAddr) -> std::io::Result<serde_json::Value> {
     }))
 }
 
-fn udp(addr: SocketAddr, connect: bool) -> std::io::Result<serde_json::Value> {
-    let socket = UdpSocket::bind("0.0.0.0:0")?;
+fn udp(
+    addr: SocketAddr,
+    connect: bool,
+    source: Option<IpAddr>,
+) -> std::io::Result<serde_json::Value> {
+    let socket = UdpSocket::bind(SocketAddr::new(
+        source.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        0,
+    ))?;
     socket.set_read_timeout(Some(TIMEOUT))?;
     let mut buf = [0u8; 2048];
     let (len, from) = if connect {
