@@ -326,7 +326,9 @@ impl Topology {
     fn spawn(&mut self, ns: &str, name: &str, args: &[&str]) {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(ns), FERRY])
+            .args(["netns", "exec", &self.ns(ns), "setpriv"])
+            .arg(format!("--bounding-set=-all,{}", capabilities()))
+            .args(["--inh-caps=-all", "--", FERRY])
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -752,8 +754,10 @@ fn a_service_without_endpoints_refuses_at_once_and_restarts_reconcile() {
             "127.0.0.1:10254",
         ],
     );
+    // The pinned maps serve as soon as the programs attach, before the attach is logged.
     t.wait("node1's ferry is back", || {
-        backends_ok(&t.probe("node1", true, &["tcp", "10.96.0.10:80"]))
+        t.log("ferry-node1").contains("L4 path attached")
+            && backends_ok(&t.probe("node1", true, &["tcp", "10.96.0.10:80"]))
     });
     let after = t.dump("node1");
     assert_eq!(
@@ -766,6 +770,17 @@ fn a_service_without_endpoints_refuses_at_once_and_restarts_reconcile() {
         log.contains("pinned_frontends=") && !log.contains("pinned_frontends=0"),
         "the restart took the pinned maps over: {log}"
     );
+}
+
+/// ferry runs with only the capabilities the L4 path says it needs (and the Helm chart
+/// grants), plus binding low ports: `setpriv` limits what root keeps.
+fn capabilities() -> String {
+    ferry_dataplane::l4::CAPABILITIES
+        .iter()
+        .chain(&["NET_BIND_SERVICE"])
+        .map(|c| format!("+{}", c.to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Whether `frontend` is programmed with `backends` backends, according to `ferry l4 dump`.

@@ -73,6 +73,17 @@ pub enum L4Error {
     System(String),
 }
 
+/// The Linux capabilities the L4 path runs with, and no more (the Helm chart grants exactly
+/// these; the L4 tests run ferry with only these):
+/// - `BPF`: load programs, create and pin maps (kernel 5.8+ split it from `SYS_ADMIN`);
+/// - `NET_ADMIN`: socket-address and TC program types, attaching to cgroups and devices;
+/// - `PERFMON`: without it the verifier refuses the TC programs (it treats the loader as
+///   untrusted and forbids their pointer arithmetic); checked by running the tests without it.
+///
+/// `SYS_ADMIN` is not among them: ferry mounts bpffs or cgroup v2 only when none is mounted
+/// at the paths it is given, which a Kubernetes node always has (the chart mounts the host's).
+pub const CAPABILITIES: &[&str] = &["BPF", "NET_ADMIN", "PERFMON"];
+
 /// Where and how the L4 path runs.
 #[derive(Debug, Clone)]
 pub struct L4Config {
