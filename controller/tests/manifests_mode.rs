@@ -401,3 +401,95 @@ async fn a_rotated_secret_is_served_without_dropping_a_request() {
     );
     assert!(ok.load(Ordering::Relaxed) > 20);
 }
+
+/// SIGTERM under load: /readyz turns 503 at once, the listeners keep accepting for the
+/// shutdown delay, then close; a request in flight finishes; ferry exits 0 once drained,
+/// without waiting out the drain timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    use ferry_dataplane::backend::Backend;
+    use std::time::Duration;
+
+    let slow = support::start(Backend::new("slow").with_delay(Duration::from_secs(3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        manifests("drain.test", &[("slow", slow)]),
+    )
+    .unwrap();
+    let log = dir.path().join("ferry.log");
+    let mut ferry = start_ferry(
+        dir.path(),
+        log,
+        &["--shutdown-delay", "1500ms", "--drain-timeout", "60s"],
+    );
+    ferry.ready().await;
+    serves(&ferry, "drain.test", "/slow", "slow").await;
+
+    // Requests in flight on their own connections when SIGTERM comes.
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = ferry.http;
+            tokio::spawn(async move {
+                send(&http1_client(), get(addr, "drain.test", "/slow"))
+                    .await
+                    .map(|r| r.status)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = nix::unistd::Pid::from_raw(ferry.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let signalled = std::time::Instant::now();
+
+    eventually("/readyz answers 503 after SIGTERM", || async {
+        send(&http1_client(), get(ferry.admin, "x", "/readyz"))
+            .await
+            .is_ok_and(|r| r.status == 503)
+    })
+    .await;
+    // Within the shutdown delay: new connections are still accepted and served.
+    let sent_after = signalled.elapsed();
+    let during_delay = send(&http1_client(), get(ferry.http, "drain.test", "/slow")).await;
+    assert!(
+        sent_after < Duration::from_millis(1500),
+        "the request must be sent within the delay; it was sent after {sent_after:?}"
+    );
+    assert_eq!(
+        during_delay.map(|r| r.status).ok(),
+        Some(200),
+        "a connection opened during the shutdown delay is served:\n{}",
+        ferry.log()
+    );
+    // After it: the listener is closed.
+    eventually("the listener closes after the delay", || async {
+        tokio::net::TcpStream::connect(ferry.http).await.is_err()
+    })
+    .await;
+    for request in in_flight {
+        let status = request.await.unwrap();
+        assert_eq!(
+            status.ok(),
+            Some(200),
+            "in-flight request:\n{}",
+            ferry.log()
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = ferry.child.wait().unwrap();
+        (status, ferry.log())
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.success(),
+        "exit status {}:\n{}",
+        status.0,
+        status.1
+    );
+    assert!(
+        status.1.contains("drained"),
+        "ferry exits once drained, not after the 60s drain timeout:\n{}",
+        status.1
+    );
+}

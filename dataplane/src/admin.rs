@@ -32,6 +32,7 @@ pub struct Readiness {
     router: Arc<Router>,
     listeners: Vec<SocketAddr>,
     listening: AtomicBool,
+    draining: AtomicBool,
 }
 
 impl Readiness {
@@ -42,11 +43,20 @@ impl Readiness {
             router,
             listeners: listeners.into_iter().map(reachable).collect(),
             listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, not ready: ferry is shutting down (load balancers should stop sending).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// `Ok` when ready, else why not.
     pub async fn check(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("shutting down".to_owned());
+        }
         if !self.router.is_ready() {
             return Err("no configuration served yet".to_owned());
         }
@@ -172,10 +182,10 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    pub fn new(listener: std::net::TcpListener, readiness: Readiness) -> Self {
+    pub fn new(listener: std::net::TcpListener, readiness: Arc<Readiness>) -> Self {
         AdminService {
             listener: std::sync::Mutex::new(Some(listener)),
-            readiness: Arc::new(readiness),
+            readiness,
         }
     }
 }

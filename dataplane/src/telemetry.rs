@@ -54,6 +54,11 @@ pub(crate) static ACTIVE_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Client connections open on the proxy's listeners right now.
+pub fn open_connections() -> i64 {
+    ACTIVE_CONNECTIONS.get()
+}
+
 static SNAPSHOT_GENERATION: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "ferry_snapshot_generation",

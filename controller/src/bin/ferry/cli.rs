@@ -48,6 +48,8 @@ pub(crate) const ENV_UPDATE_STATUS: &str = "FERRY_UPDATE_STATUS";
 pub(crate) const ENV_PUBLISH_STATUS_ADDRESS: &str = "FERRY_PUBLISH_STATUS_ADDRESS";
 pub(crate) const ENV_PUBLISH_SERVICE: &str = "FERRY_PUBLISH_SERVICE";
 pub(crate) const ENV_WATCH_BACKOFF_MAX: &str = "FERRY_WATCH_BACKOFF_MAX";
+pub(crate) const ENV_SHUTDOWN_DELAY: &str = "FERRY_SHUTDOWN_DELAY";
+pub(crate) const ENV_DRAIN_TIMEOUT: &str = "FERRY_DRAIN_TIMEOUT";
 pub(crate) const ENV_LOG_FORMAT: &str = "FERRY_LOG_FORMAT";
 /// Log filter in `tracing` syntax, e.g. `info,ferry::access=off`.
 pub(crate) const ENV_LOG: &str = "FERRY_LOG";
@@ -375,6 +377,14 @@ pub(crate) struct CommonArgs {
     /// one rebuild.
     #[arg(long, env = ENV_RELOAD_DEBOUNCE, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub(crate) reload_debounce: Duration,
+    /// On SIGTERM, how long ferry keeps accepting connections while /readyz already answers
+    /// 503, so load balancers stop sending before the listeners close.
+    #[arg(long, env = ENV_SHUTDOWN_DELAY, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) shutdown_delay: Duration,
+    /// After the listeners close, how long requests in flight (and WebSockets) may take to
+    /// finish; ferry exits as soon as none is left. SIGINT skips both waits.
+    #[arg(long, env = ENV_DRAIN_TIMEOUT, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) drain_timeout: Duration,
 }
 
 fn parse_object_ref(value: &str) -> Result<ObjectRef, String> {
@@ -413,6 +423,7 @@ pub(crate) struct Settings {
     pub(crate) controller: ControllerConfig,
     pub(crate) proxy: ProxyConfig,
     pub(crate) workers: usize,
+    pub(crate) shutdown: crate::shutdown::ShutdownConfig,
 }
 
 impl CommonArgs {
@@ -444,6 +455,10 @@ impl CommonArgs {
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            shutdown: crate::shutdown::ShutdownConfig {
+                delay: self.shutdown_delay,
+                drain: self.drain_timeout,
+            },
         }
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod probe;
 mod run;
+mod shutdown;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

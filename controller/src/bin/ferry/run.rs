@@ -12,12 +12,13 @@ use ferry_dataplane::admin::{AdminService, Readiness};
 use ferry_dataplane::l4::L4;
 use ferry_dataplane::l7::{Https, proxy_service, self_signed_certificate};
 use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::server::{RunArgs, Server, ShutdownWatch};
 use pingora_core::services::ServiceReadyNotifier;
 use pingora_core::services::ServiceWithDependents;
 use pingora_core::services::background::{BackgroundService, background_service};
 
 use crate::cli::{Settings, Source};
+use crate::shutdown::Signals;
 use ferry_controller::ControllerConfig;
 use ferry_controller::cluster::{self, ClusterConfig};
 
@@ -77,9 +78,10 @@ pub(crate) fn run(
 
     let conf = ServerConf {
         threads: settings.workers,
-        // Draining on shutdown comes with the graceful-shutdown work; stop promptly for now.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
+        // Requests in flight drain during the grace period (ended early by shutdown.rs); the
+        // runtimes then get a moment to stop.
+        grace_period_seconds: Some(settings.shutdown.grace_period_seconds()),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -99,13 +101,13 @@ pub(crate) fn run(
     )?);
     // Listeners open once the controller has a snapshot in place.
     proxy.add_dependency(&controller);
-    let readiness = Readiness::new(
+    let readiness = Arc::new(Readiness::new(
         router.clone(),
         vec![settings.http_addr, settings.https_addr],
-    );
+    ));
     server.add_service(background_service(
         "ferry admin",
-        AdminService::new(admin, readiness),
+        AdminService::new(admin, readiness.clone()),
     ));
     if let Some(l4) = l4 {
         server.add_service(background_service(
@@ -124,7 +126,13 @@ pub(crate) fn run(
         workers = settings.workers,
         "ferry is serving"
     );
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals {
+            config: settings.shutdown,
+            readiness,
+        }),
+    });
+    Ok(())
 }
 
 /// Fails with a clear message when `addr` cannot be listened on (in use, or a privileged port).
