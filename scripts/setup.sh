@@ -5,8 +5,9 @@ set -euo pipefail
 
 # Debian packages: cmake builds pingora's zlib-ng; curl for the demo's examples; wrk for the
 # benchmarks; openssl (the CLI) for TLS tests; iproute2 and procps (ip, sysctl) for the L4
-# tests' network namespaces; pkg-config and a C compiler for -sys crates.
-packages=(cmake curl openssl wrk iproute2 procps pkg-config gcc make)
+# tests' network namespaces, util-linux (setpriv) to run ferry there with only its
+# capabilities; pkg-config and a C compiler for -sys crates.
+packages=(cmake curl openssl wrk iproute2 procps util-linux pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -136,6 +136,10 @@ pub(crate) struct RunArgs {
     /// Address of the admin server: /healthz, /readyz and /metrics.
     #[arg(long, env = ENV_ADMIN_ADDR, default_value = "0.0.0.0:10254")]
     pub(crate) admin_addr: SocketAddr,
+    /// Check the flags, print the settings ferry would run with, and exit without binding or
+    /// connecting to anything (as `nginx -t` does for a configuration).
+    #[arg(long)]
+    pub(crate) check: bool,
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
@@ -165,16 +169,16 @@ pub(crate) struct L4Args {
     #[arg(long, env = ENV_BPF_PIN_PATH, default_value = "/sys/fs/bpf/ferry")]
     pub(crate) bpf_pin_path: PathBuf,
     /// Capacity of the services map: frontends plus their backend slots.
-    #[arg(long, env = ENV_L4_MAX_SERVICES, default_value_t = 65_536)]
+    #[arg(long, env = ENV_L4_MAX_SERVICES, default_value_t = 65_536, value_parser = parse_count)]
     pub(crate) l4_max_services: u32,
     /// Capacity of the backends map.
-    #[arg(long, env = ENV_L4_MAX_BACKENDS, default_value_t = 65_536)]
+    #[arg(long, env = ENV_L4_MAX_BACKENDS, default_value_t = 65_536, value_parser = parse_count)]
     pub(crate) l4_max_backends: u32,
     /// Connections tracked for NodePorts (and sockets for UDP replies).
-    #[arg(long, env = ENV_L4_MAX_CONNECTIONS, default_value_t = 262_144)]
+    #[arg(long, env = ENV_L4_MAX_CONNECTIONS, default_value_t = 262_144, value_parser = parse_count)]
     pub(crate) l4_max_connections: u32,
     /// Clients remembered for sessionAffinity: ClientIP.
-    #[arg(long, env = ENV_L4_MAX_AFFINITY, default_value_t = 65_536)]
+    #[arg(long, env = ENV_L4_MAX_AFFINITY, default_value_t = 65_536, value_parser = parse_count)]
     pub(crate) l4_max_affinity: u32,
 }
 
@@ -371,8 +375,8 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = ENV_TRUST_FORWARDED_HEADERS)]
     pub(crate) trust_forwarded_headers: bool,
     /// Worker threads of the proxy (default: one per CPU).
-    #[arg(long, env = ENV_WORKERS)]
-    pub(crate) workers: Option<usize>,
+    #[arg(long, env = ENV_WORKERS, value_parser = parse_count)]
+    pub(crate) workers: Option<u32>,
     /// Quiet time after a change before the configuration is rebuilt; a burst of changes is
     /// one rebuild.
     #[arg(long, env = ENV_RELOAD_DEBOUNCE, default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -393,6 +397,18 @@ fn parse_object_ref(value: &str) -> Result<ObjectRef, String> {
             Ok(ObjectRef::new(ns, name))
         }
         _ => Err("expected NAMESPACE/NAME".to_owned()),
+    }
+}
+
+/// A count: a whole number, also in the exponent form Helm prints values of a million and more
+/// in (`1e+06`), so a chart value reaches ferry intact.
+fn parse_count(value: &str) -> Result<u32, String> {
+    if let Ok(n) = value.parse::<u32>() {
+        return Ok(n);
+    }
+    match value.parse::<f64>() {
+        Ok(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
+        _ => Err(format!("expected a whole number up to {}", u32::MAX)),
     }
 }
 
@@ -453,6 +469,7 @@ impl CommonArgs {
             },
             workers: self
                 .workers
+                .map(|n| n as usize)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             shutdown: crate::shutdown::ShutdownConfig {

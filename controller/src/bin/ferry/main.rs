@@ -21,6 +21,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match &cli.command {
+        Command::Run(args) if args.check => {
+            println!("{:#?}", args.settings());
+            Ok(())
+        }
         Command::Run(args) => run::run(args.settings(), Vec::new()),
         Command::Demo(args) => demo::run(args),
         Command::Backend(args) => backend(args),
