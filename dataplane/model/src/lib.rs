@@ -29,7 +29,7 @@ mod tls;
 mod upstream;
 
 pub use host::{HostError, HostMap, HostMatch, normalize_authority};
-pub use path::{PathError, PathMatch, PathTrie, PathType};
+pub use path::{PathError, PathMatch, PathTrie, PathType, normalize_path};
 pub use route::{DuplicateRoute, HostRoutes, HttpsPolicy, Route, RouteTable, RouteTableBuilder};
 pub use service::{L4Backend, L4Service, Protocol, ServiceTable};
 pub use snapshot::{Snapshot, SnapshotSink};

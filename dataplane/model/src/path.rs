@@ -6,9 +6,10 @@
 //! - `Exact` matches the whole path; `/foo` and `/foo/` are different paths.
 //! - The longest matching rule wins; on equal paths `Exact` wins over `Prefix`.
 //!
-//! Normalisation for matching (the request still reaches the backend unmodified): runs of `/`
-//! count as one separator. Nothing is percent-decoded and dot segments are not resolved.
+//! Requests are matched on [`normalize_path`] of their path (unreserved escapes decoded, runs
+//! of `/` merged, dot segments resolved); the request still reaches the backend unmodified.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -209,6 +210,83 @@ impl<T> PathTrie<T> {
     }
 }
 
+/// The form of a request path that routing matches on; the request itself is forwarded as
+/// received. Applied, in order:
+/// - percent-encoded unreserved characters are decoded (`/%61pi` is `/api`; RFC 3986 §6.2.2.2
+///   calls them equivalent), other escapes are kept as they are: `%2F` stays a byte of its
+///   segment, never a separator; decoding happens once (a stray `%` counts as `%25`);
+/// - runs of slashes become one (`//api` is `/api`), as nginx's `merge_slashes`;
+/// - `.` and `..` segments are resolved (RFC 3986 §5.2.4); `..` never climbs above `/`.
+///
+/// So a path cannot reach a rule by dressing up as another one (`/public/../admin` matches the
+/// rules of `/admin`), and the backend, which resolves the path the same way, serves what the
+/// rule chose.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let plain = !bytes.contains(&b'%')
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..");
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    // Decode unreserved escapes.
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = path.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+            && (byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
+        {
+            decoded.push(byte as char);
+            i += 3;
+            continue;
+        }
+        // A stray `%` is written as the escape it stands for, so decoding never makes a new
+        // escape (`/%%330` would otherwise decode twice into `/0`).
+        if bytes[i] == b'%'
+            && !path
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            decoded.push_str("%25");
+            i += 1;
+            continue;
+        }
+        let ch = path[i..].chars().next().expect("in bounds");
+        decoded.push(ch);
+        i += ch.len_utf8();
+    }
+    // Merge slashes and resolve dot segments.
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/')
+        || decoded.ends_with("/.")
+        || decoded.ends_with("/..")
+        || decoded == "."
+        || decoded == "..";
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || segments.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,7 +469,42 @@ mod tests {
         prop_oneof![Just(Exact), Just(Prefix)]
     }
 
+    #[test]
+    fn normalisation_for_matching() {
+        for (path, normal) in [
+            ("/api/v1", "/api/v1"),
+            ("//api///v1", "/api/v1"),
+            ("/public/../admin", "/admin"),
+            ("/public/./../admin/", "/admin/"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/a/b/..", "/a/"),
+            ("/a/.", "/a/"),
+            ("/%61pi/%7Euser", "/api/~user"),
+            ("/%2e%2E/admin", "/admin"),
+            ("/admin%2Fsecret", "/admin%2Fsecret"),
+            ("/a%2f..%2fb", "/a%2f..%2fb"),
+            ("/%zz/%4", "/%25zz/%254"),
+            ("/%%330", "/%2530"),
+            ("/caf\u{e9}/./x", "/caf\u{e9}/x"),
+            ("/", "/"),
+            ("*", "*"),
+        ] {
+            assert_eq!(normalize_path(path), normal, "{path}");
+        }
+        assert!(matches!(normalize_path("/plain/path/"), Cow::Borrowed(_)));
+    }
+
     proptest! {
+        /// Normal forms are fixed points, with no empty, `.` or `..` segment left.
+        #[test]
+        fn normal_forms_are_stable(path in "/[a-z./%0-9A-F]{0,24}") {
+            let once = normalize_path(&path).into_owned();
+            prop_assert_eq!(normalize_path(&once).into_owned(), once.clone());
+            prop_assert!(once.starts_with('/'));
+            prop_assert!(!once.contains("//"));
+            prop_assert!(once.split('/').all(|s| s != "." && s != ".."));
+        }
+
         #[test]
         fn trie_agrees_with_reference(
             rules in prop::collection::vec((path(), path_type()), 0..12),

@@ -54,11 +54,12 @@ impl RouteTable {
     }
 
     /// The route for a request, from its Host header (or `:authority`) and its path without
-    /// query. `None` means 404.
+    /// query, as received (it is matched in its [`normalize_path`] form). `None` means 404.
     pub fn lookup(&self, authority: &str, path: &str) -> Option<&Arc<Route>> {
+        let path = crate::normalize_path(path);
         self.hosts
             .lookup(authority)
-            .and_then(|e| e.paths.lookup(path).or(e.fallback.as_ref()))
+            .and_then(|e| e.paths.lookup(&path).or(e.fallback.as_ref()))
             .or(self.default.as_ref())
     }
 
