@@ -54,6 +54,17 @@ pub(crate) static ACTIVE_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Requests and connections refused by a limit (`connections`, `header_timeout`, `headers`,
+/// `body`): a fixed set of labels, whatever clients send.
+pub(crate) static LIMIT_REJECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ferry_http_limit_rejections_total",
+        "Client connections and requests refused by a limit, by limit.",
+        &["limit"]
+    )
+    .expect("metric registers once")
+});
+
 /// Client connections open on the proxy's listeners right now.
 pub fn open_connections() -> i64 {
     ACTIVE_CONNECTIONS.get()
@@ -157,6 +168,9 @@ pub fn init() {
     LazyLock::force(&UPSTREAM_CONNECT_ERRORS);
     LazyLock::force(&UPSTREAM_LATENCY);
     LazyLock::force(&ACTIVE_CONNECTIONS);
+    for limit in ["connections", "header_timeout", "headers", "body"] {
+        LIMIT_REJECTIONS.with_label_values(&[limit]);
+    }
     LazyLock::force(&SNAPSHOT_GENERATION);
     LazyLock::force(&ROUTES);
     LazyLock::force(&UPSTREAMS);

@@ -1,6 +1,7 @@
 //! The L7 proxy: routing, balancing and forwarding HTTP on pingora.
 
 pub(crate) mod balance;
+mod conn;
 mod proxy;
 mod resolve;
 mod service;

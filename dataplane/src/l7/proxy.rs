@@ -21,9 +21,10 @@ use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 
 use crate::config::ProxyConfig;
 use crate::l7::balance::InFlight;
+use crate::l7::conn;
 use crate::l7::resolve::Resolver;
 use crate::state::{Router, State};
-use crate::telemetry;
+use crate::telemetry::{self, LIMIT_REJECTIONS};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -46,6 +47,33 @@ pub struct FerryProxy {
 }
 
 impl FerryProxy {
+    /// The limit a request head breaks, if any: status, limit name, response body.
+    fn over_limit(&self, req: &RequestHeader) -> Option<(u16, &'static str, &'static str)> {
+        let limits = &self.config.limits;
+        const HEADERS: &str = "431 Request Header Fields Too Large\n";
+        if req.headers.len() > limits.max_request_headers {
+            return Some((431, "headers", HEADERS));
+        }
+        let size = req.uri.to_string().len()
+            + req
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if size > limits.max_request_header_bytes {
+            return Some((431, "headers", HEADERS));
+        }
+        let declared = req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match (declared, limits.max_body_bytes) {
+            (Some(len), Some(max)) if len > max => Some((413, "body", "413 Content Too Large\n")),
+            _ => None,
+        }
+    }
+
     pub fn new(router: Arc<Router>, config: ProxyConfig) -> Self {
         telemetry::init();
         FerryProxy {
@@ -72,6 +100,8 @@ pub struct RequestCtx {
     local_reply: Option<&'static str>,
     /// The client connection is TLS.
     tls: bool,
+    /// Request body bytes received so far (for the body size limit).
+    body_bytes: u64,
 }
 
 /// Plain-text responses ferry answers itself.
@@ -124,6 +154,7 @@ fn status_text(status: u16) -> &'static str {
     match status {
         400 => "400 Bad Request\n",
         408 => "408 Request Timeout\n",
+        413 => "413 Content Too Large\n",
         502 => "502 Bad Gateway\n",
         504 => "504 Gateway Timeout\n",
         _ => "500 Internal Server Error\n",
@@ -259,10 +290,19 @@ impl ProxyHttp for FerryProxy {
             upstream_started: None,
             local_reply: None,
             tls: false,
+            body_bytes: 0,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        conn::request_started();
+        if let Some((status, limit, body)) = self.over_limit(session.req_header()) {
+            LIMIT_REJECTIONS.with_label_values(&[limit]).inc();
+            ctx.local_reply = Some(limit);
+            session.set_keepalive(None);
+            reply(session, status, body).await?;
+            return Ok(true);
+        }
         let Some(state) = &ctx.state else {
             ctx.local_reply = Some("not ready");
             reply(
@@ -450,7 +490,27 @@ impl ProxyHttp for FerryProxy {
         true
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        match self.config.limits.max_body_bytes {
+            // A body that announced no length (chunked, HTTP/2) and grew past the limit.
+            Some(max) if ctx.body_bytes > max => {
+                LIMIT_REJECTIONS.with_label_values(&["body"]).inc();
+                ctx.local_reply = Some("body");
+                Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit")
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        conn::request_done();
         ctx.in_flight = None;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();

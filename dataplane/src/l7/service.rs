@@ -1,15 +1,14 @@
 //! The pingora listening service that runs [`FerryProxy`]: a plain-HTTP listener (HTTP/1.1 and
 //! h2c by prior knowledge) and optionally an HTTPS listener (TLS 1.2 and 1.3 by rustls, ALPN h2
-//! and http/1.1, certificates chosen per handshake by [`CertResolver`]), with a count of open
-//! client connections.
+//! and http/1.1, certificates chosen per handshake by [`CertResolver`]), behind a [`Guard`]
+//! that counts and limits client connections.
 
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pingora_core::apps::{HttpServerOptions, ServerApp};
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::protocols::Stream;
+use pingora_core::protocols::http::v2::server::default_h2_options;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Fds, ShutdownWatch};
 use pingora_core::services::Service as _;
@@ -18,13 +17,13 @@ use pingora_proxy::{HttpProxy, http_proxy};
 use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
+use crate::l7::conn::Guard;
 use crate::l7::proxy::FerryProxy;
 use crate::l7::tls::CertResolver;
 use crate::state::Router;
-use crate::telemetry::ACTIVE_CONNECTIONS;
 
 /// The proxy service, ready to be added to a pingora `Server` (or started directly).
-pub type HttpService = Service<CountConnections<HttpProxy<FerryProxy>>>;
+pub type HttpService = Service<Guard<HttpProxy<FerryProxy>>>;
 
 /// The HTTPS listener: where, and the certificate for handshakes the snapshot has none for.
 #[derive(Debug, Clone)]
@@ -41,11 +40,24 @@ pub fn proxy_service(
     http_addr: &str,
     https: Option<Https>,
 ) -> pingora_error::Result<HttpService> {
+    let limits = config.limits.clone();
     let mut proxy = http_proxy(server_conf, FerryProxy::new(router.clone(), config));
     let mut options = HttpServerOptions::default();
     options.h2c = true;
+    // Idle HTTP/2 connections close as idle HTTP/1 ones do.
+    options.h2_idle_timeout = Some(limits.client_header_timeout);
     proxy.server_options = Some(options);
-    let mut service = Service::new("ferry http".to_owned(), CountConnections(Arc::new(proxy)));
+    // pingora's bounded defaults (header list size), with our stream limit. Rapid reset
+    // (CVE-2023-44487) is bounded by the h2 crate's pending-reset limit.
+    let mut h2 = default_h2_options();
+    h2.max_concurrent_streams(limits.h2_max_concurrent_streams);
+    proxy.h2_options = Some(h2);
+    let guard = Guard {
+        app: Arc::new(proxy),
+        limits,
+        h2c: true,
+    };
+    let mut service = Service::new("ferry http".to_owned(), guard);
     service.add_tcp(http_addr);
     if let Some(https) = https {
         // No certificate files: every handshake asks the resolver.
@@ -92,41 +104,4 @@ pub async fn serve(
         .start_service(Some(Arc::new(parking_lot::Mutex::new(fds))), shutdown, 1)
         .await;
     Ok(())
-}
-
-/// Keeps `ferry_http_active_connections` while a connection is served.
-#[derive(Debug)]
-pub struct CountConnections<A>(Arc<A>);
-
-struct Open;
-
-impl Open {
-    fn new() -> Self {
-        ACTIVE_CONNECTIONS.inc();
-        Open
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        ACTIVE_CONNECTIONS.dec();
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountConnections<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        session: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        // pingora calls this again for each reuse of a keep-alive connection; between two
-        // calls the connection is not counted for an instant, which a gauge can bear.
-        let _open = Open::new();
-        self.0.process_new(session, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.0.cleanup().await
-    }
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_controller::ControllerConfig;
 use ferry_controller::cluster::{ClusterConfig, LeaseConfig, StatusConfig};
 use ferry_dataplane::ProxyConfig;
+use ferry_dataplane::config::Limits;
 use ferry_dataplane::l4::{Capacities, L4Config};
 use ferry_model::{LoadBalance, ObjectRef};
 
@@ -48,6 +49,12 @@ pub(crate) const ENV_UPDATE_STATUS: &str = "FERRY_UPDATE_STATUS";
 pub(crate) const ENV_PUBLISH_STATUS_ADDRESS: &str = "FERRY_PUBLISH_STATUS_ADDRESS";
 pub(crate) const ENV_PUBLISH_SERVICE: &str = "FERRY_PUBLISH_SERVICE";
 pub(crate) const ENV_WATCH_BACKOFF_MAX: &str = "FERRY_WATCH_BACKOFF_MAX";
+pub(crate) const ENV_MAX_CONNECTIONS: &str = "FERRY_MAX_CONNECTIONS";
+pub(crate) const ENV_CLIENT_HEADER_TIMEOUT: &str = "FERRY_CLIENT_HEADER_TIMEOUT";
+pub(crate) const ENV_MAX_REQUEST_HEADERS: &str = "FERRY_MAX_REQUEST_HEADERS";
+pub(crate) const ENV_MAX_REQUEST_HEADER_BYTES: &str = "FERRY_MAX_REQUEST_HEADER_BYTES";
+pub(crate) const ENV_MAX_BODY_SIZE: &str = "FERRY_MAX_BODY_SIZE";
+pub(crate) const ENV_H2_MAX_CONCURRENT_STREAMS: &str = "FERRY_H2_MAX_CONCURRENT_STREAMS";
 pub(crate) const ENV_SHUTDOWN_DELAY: &str = "FERRY_SHUTDOWN_DELAY";
 pub(crate) const ENV_DRAIN_TIMEOUT: &str = "FERRY_DRAIN_TIMEOUT";
 pub(crate) const ENV_LOG_FORMAT: &str = "FERRY_LOG_FORMAT";
@@ -381,6 +388,26 @@ pub(crate) struct CommonArgs {
     /// one rebuild.
     #[arg(long, env = ENV_RELOAD_DEBOUNCE, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub(crate) reload_debounce: Duration,
+    /// Client connections open at once; more are closed as they arrive.
+    #[arg(long, env = ENV_MAX_CONNECTIONS, default_value_t = 16_384, value_parser = parse_count)]
+    pub(crate) max_connections: u32,
+    /// HTTP/1: a complete request head must arrive within this time of the connection
+    /// opening or the previous response (slowloris, idle keep-alive); HTTP/2: idle timeout.
+    #[arg(long, env = ENV_CLIENT_HEADER_TIMEOUT, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) client_header_timeout: Duration,
+    /// Header fields in a request; more get 431.
+    #[arg(long, env = ENV_MAX_REQUEST_HEADERS, default_value_t = 100, value_parser = parse_count)]
+    pub(crate) max_request_headers: u32,
+    /// Bytes of a request's target and headers; more get 431.
+    #[arg(long, env = ENV_MAX_REQUEST_HEADER_BYTES, default_value = "32k", value_parser = parse_size)]
+    pub(crate) max_request_header_bytes: u64,
+    /// Bytes of a request body (k, m, g suffixes, powers of 1024; 0 for no limit); more get
+    /// 413 (ingress-nginx's proxy-body-size).
+    #[arg(long, env = ENV_MAX_BODY_SIZE, default_value = "100m", value_parser = parse_size)]
+    pub(crate) max_body_size: u64,
+    /// HTTP/2 streams a client may have open at once on one connection.
+    #[arg(long, env = ENV_H2_MAX_CONCURRENT_STREAMS, default_value_t = 128, value_parser = parse_count)]
+    pub(crate) h2_max_concurrent_streams: u32,
     /// On SIGTERM, how long ferry keeps accepting connections while /readyz already answers
     /// 503, so load balancers stop sending before the listeners close.
     #[arg(long, env = ENV_SHUTDOWN_DELAY, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -410,6 +437,28 @@ fn parse_count(value: &str) -> Result<u32, String> {
         Ok(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
         _ => Err(format!("expected a whole number up to {}", u32::MAX)),
     }
+}
+
+/// A size in bytes: a number with an optional k, m or g suffix (powers of 1024), as nginx
+/// writes them.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let (number, unit) = match lower.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => lower.split_at(i),
+        None => (lower.as_str(), ""),
+    };
+    let unit: u64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err("expected a size such as 512, 32k, 100m or 1g".to_owned()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| "expected a size such as 512, 32k, 100m or 1g".to_owned())
 }
 
 fn parse_load_balance(name: &str) -> Result<LoadBalance, String> {
@@ -466,6 +515,14 @@ impl CommonArgs {
                 idle_timeout: self.upstream_idle_timeout,
                 trust_forwarded_headers: self.trust_forwarded_headers,
                 https_port: https_addr.port(),
+                limits: Limits {
+                    max_connections: self.max_connections as usize,
+                    client_header_timeout: self.client_header_timeout,
+                    max_request_headers: self.max_request_headers as usize,
+                    max_request_header_bytes: self.max_request_header_bytes as usize,
+                    max_body_bytes: (self.max_body_size > 0).then_some(self.max_body_size),
+                    h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+                },
             },
             workers: self
                 .workers

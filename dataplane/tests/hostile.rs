@@ -1,0 +1,330 @@
+//! Clients that break the rules, by accident or on purpose: limits on what a client may send
+//! and hold, and malformed or ambiguous requests (smuggling attempts among them). Each case
+//! uses a real proxy on loopback, raw sockets, and an echo backend that says what it got.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_dataplane::ProxyConfig;
+use ferry_dataplane::config::Limits;
+use ferry_model::{LoadBalance, PathType};
+use support::{Proxy, SnapshotBuilder, get, http1_client, raw, send, start_backend, start_proxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A proxy with `limits`, routing `app.test` to an echo backend.
+async fn proxy_with(limits: Limits) -> Proxy {
+    let proxy = start_proxy(ProxyConfig {
+        limits,
+        ..ProxyConfig::default()
+    });
+    let backend = start_backend("app").await;
+    let mut s = SnapshotBuilder::default();
+    let u = s.upstream("app", &[backend], LoadBalance::RoundRobin);
+    s.route(Some("app.test"), "/", PathType::Prefix, u);
+    s.publish(&proxy.router, 1);
+    proxy
+}
+
+/// What the proxy answers to `request` on a connection of its own, within 3 s.
+async fn answer(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request).await;
+    let mut out = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => format!(
+            "(no answer within 3 s: {:?})",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
+fn status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The proxy still serves a normal request (nothing above broke it).
+async fn still_serves(addr: SocketAddr) {
+    let r = send(&http1_client(), get(addr, "app.test", "/ok"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// Reads until the server closes the connection, up to `limit`; whether it closed.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_or_too_large_headers_get_431() {
+    let proxy = proxy_with(Limits {
+        max_request_headers: 20,
+        max_request_header_bytes: 2048,
+        ..Limits::default()
+    })
+    .await;
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: app.test\r\n");
+    for i in 0..25 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(status(&raw(proxy.addr, many.as_bytes()).await), 431);
+
+    let large = format!(
+        "GET / HTTP/1.1\r\nHost: app.test\r\nCookie: {}\r\n\r\n",
+        "a".repeat(4000)
+    );
+    assert_eq!(status(&raw(proxy.addr, large.as_bytes()).await), 431);
+    // An absurd Host header is one of them.
+    let host = format!("GET / HTTP/1.1\r\nHost: {}.test\r\n\r\n", "h".repeat(5000));
+    assert_eq!(status(&raw(proxy.addr, host.as_bytes()).await), 431);
+    still_serves(proxy.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_declared_or_chunked() {
+    let proxy = proxy_with(Limits {
+        max_body_bytes: Some(1000),
+        ..Limits::default()
+    })
+    .await;
+    // Declared: refused before the body is read.
+    let declared = "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5000\r\n\r\n";
+    let r = raw(proxy.addr, declared.as_bytes()).await;
+    assert_eq!(status(&r), 413, "{r}");
+    // Chunked: refused once the body grows past the limit.
+    let mut chunked =
+        String::from("POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for _ in 0..5 {
+        chunked.push_str(&format!("1f4\r\n{}\r\n", "b".repeat(500)));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let r = raw(proxy.addr, chunked.as_bytes()).await;
+    assert_eq!(status(&r), 413, "{r}");
+    // At the limit: served.
+    let ok = format!(
+        "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
+        "c".repeat(1000)
+    );
+    let r = raw(proxy.addr, ok.as_bytes()).await;
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(r.contains("\"body_bytes\": 1000"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_client_is_cut_off_and_idle_keepalive_closes() {
+    let proxy = proxy_with(Limits {
+        client_header_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    // One byte every 100 ms: each read is quick, the head never completes in time.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let head = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: ".to_vec();
+    let mut cut = false;
+    for byte in head.iter().chain(b"z".repeat(200).iter()) {
+        if s.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut s, Duration::from_millis(100)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "a head trickled over 20 s was not cut off");
+
+    // Keep-alive: after a response, an idle connection is closed.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)).await,
+        "an idle keep-alive connection stays open"
+    );
+    still_serves(proxy.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let proxy = proxy_with(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    // Two connections held open (a request head begun, never finished).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(proxy.addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut out)).await;
+    assert!(out.is_empty(), "the third connection was served: {out:?}");
+    drop(held);
+    support::eventually("served again once the held connections close", || async {
+        send(&http1_client(), get(proxy.addr, "app.test", "/"))
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
+}
+
+/// Malformed and ambiguous requests are refused with 400 (never passed on for the backend to
+/// interpret differently), and the proxy keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_ambiguous_requests_get_400() {
+    let proxy = proxy_with(Limits {
+        client_header_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let cases: &[(&str, &[u8])] = &[
+        ("unknown version", b"GET / HTTP/7.1\r\nHost: app.test\r\n\r\n"),
+        ("NUL in a header value", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: b\x00c\r\n\r\n"),
+        ("bare CR in a header", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: b\rc\r\n\r\n"),
+        ("space before the colon", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A : b\r\n\r\n"),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: b\r\n c\r\n\r\n"),
+        (
+            "two different Content-Lengths",
+            b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+        ),
+        (
+            "a Content-Length that is not a number",
+            b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3x\r\n\r\nabc",
+        ),
+        (
+            "an unknown transfer coding",
+            b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        ),
+        (
+            "Transfer-Encoding in HTTP/1.0",
+            b"POST / HTTP/1.0\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        ("two Host headers", b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: evil.test\r\n\r\n"),
+    ];
+    let mut failures = Vec::new();
+    for (what, request) in cases {
+        let r = answer(proxy.addr, request).await;
+        if status(&r) != 400 {
+            failures.push(format!(
+                "{what}: {:?}",
+                r.lines().next().unwrap_or("(closed)")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "not answered 400:\n{}",
+        failures.join("\n")
+    );
+
+    // Request lines pingora cannot make sense of wait for more bytes: the header timeout
+    // closes them, and nothing reaches the backend.
+    for request in [
+        &b"GET\r\nHost: app.test\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\r\n\r\n",
+    ] {
+        let r = answer(proxy.addr, request).await;
+        assert!(r.is_empty(), "answered {request:?} with {r:?}");
+    }
+    // An illegal byte in the target is percent-encoded by pingora, never passed on raw.
+    let r = answer(
+        proxy.addr,
+        b"GET /a b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.contains("\"uri\": \"/a%20b\""), "{r}");
+    still_serves(proxy.addr).await;
+}
+
+/// Smuggling: a request hidden in another's body must never reach the backend as a request
+/// of its own, whichever of Content-Length and Transfer-Encoding a party believes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggled_requests_never_reach_the_backend() {
+    let proxy = proxy_with(Limits::default()).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let cases = [
+        // CL.TE: Content-Length covers the smuggled request; chunked ends before it.
+        format!(
+            "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
+            5 + smuggled.len()
+        ),
+        // TE.CL: chunked covers it; Content-Length ends before it.
+        format!(
+            "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+            smuggled.len()
+        ),
+        // An obfuscated Transfer-Encoding.
+        format!(
+            "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n{smuggled}",
+            5 + smuggled.len()
+        ),
+    ];
+    for (i, request) in cases.iter().enumerate() {
+        let r = raw(proxy.addr, request.as_bytes()).await;
+        assert!(
+            !r.contains("\"uri\":\"/smuggled\""),
+            "case {i}: the backend saw the smuggled request:\n{r}"
+        );
+    }
+    still_serves(proxy.addr).await;
+}
+
+/// Routing matches the normal form of the path (dot segments, repeated slashes, escaped
+/// unreserved characters); the backend gets the path exactly as the client sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_tricks_route_by_the_normal_form_and_reach_the_backend_unmodified() {
+    let proxy = start_proxy(ProxyConfig::default());
+    let (admin, app) = (start_backend("admin").await, start_backend("app").await);
+    let mut s = SnapshotBuilder::default();
+    let a = s.upstream("admin", &[admin], LoadBalance::RoundRobin);
+    let p = s.upstream("app", &[app], LoadBalance::RoundRobin);
+    s.route(Some("app.test"), "/admin", PathType::Prefix, a)
+        .route(Some("app.test"), "/", PathType::Prefix, p);
+    s.publish(&proxy.router, 1);
+    for (path, backend) in [
+        ("/public/../admin/users", "admin"),
+        ("//admin", "admin"),
+        ("/./admin/", "admin"),
+        ("/%61dmin", "admin"),
+        ("/admin/../public", "app"),
+        ("/admin%2Fusers", "app"),
+        ("/adminx", "app"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n");
+        let r = answer(proxy.addr, request.as_bytes()).await;
+        assert!(
+            r.contains(&format!("\"backend\": \"{backend}\"")),
+            "{path} should reach {backend}:\n{r}"
+        );
+        assert!(
+            r.contains(&format!("\"uri\": \"{path}\"")),
+            "{path} reaches the backend unmodified:\n{r}"
+        );
+    }
+}
