@@ -103,8 +103,8 @@ const _: () = assert!(size_of::<AffinityKey>() == 16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AffinityValue {
     pub backend_id: u32,
-    /// Seconds since boot of the last use.
-    pub last_used_s: u32,
+    /// Milliseconds since boot (wrapping) of the last use.
+    pub last_used_ms: u32,
 }
 const _: () = assert!(size_of::<AffinityValue>() == 8);
 

@@ -50,9 +50,11 @@ fn count(index: u32) {
     }
 }
 
-fn now_s() -> u32 {
+/// Milliseconds since boot, wrapping every 49 days (ages are taken with `wrapping_sub`).
+/// Whole seconds would be too coarse: an entry used 1.3 s ago could read as 1 s old.
+fn now_ms() -> u32 {
     // SAFETY: a helper without arguments.
-    (unsafe { bpf_ktime_get_boot_ns() } / 1_000_000_000) as u32
+    (unsafe { bpf_ktime_get_boot_ns() } / 1_000_000) as u32
 }
 
 /// Picks the backend for a new connection (or datagram) of `client` to the frontend `key`:
@@ -67,7 +69,7 @@ fn select(key: &ServiceKey, service: &ServiceValue, client: u64, client_kind: u3
         service_id: service.service_id,
         kind: client_kind,
     };
-    let now = now_s();
+    let now = now_ms();
     if service.flags & FLAG_AFFINITY != 0 {
         // SAFETY: the value is copied out at once; LRU entries may change under us, which at
         // worst gives a stale but valid backend id that the membership check below vets.
@@ -79,11 +81,13 @@ fn select(key: &ServiceKey, service: &ServiceValue, client: u64, client_kind: u3
             // SAFETY: read-only lookup of a plain value.
             let still_member = unsafe { MEMBERS.get(member) }.is_some();
             if still_member
-                && now.wrapping_sub(remembered.last_used_s) <= service.affinity_timeout_s
+                // timeoutSeconds is at most 86400 (API validation): its milliseconds fit.
+                && now.wrapping_sub(remembered.last_used_ms)
+                    < service.affinity_timeout_s.saturating_mul(1000)
             {
                 let refreshed = AffinityValue {
                     backend_id: remembered.backend_id,
-                    last_used_s: now,
+                    last_used_ms: now,
                 };
                 let _ = AFFINITY.insert(affinity, refreshed, 0);
                 return Some(remembered.backend_id);
@@ -101,7 +105,7 @@ fn select(key: &ServiceKey, service: &ServiceValue, client: u64, client_kind: u3
             affinity,
             AffinityValue {
                 backend_id,
-                last_used_s: now,
+                last_used_ms: now,
             },
             0,
         );
