@@ -43,6 +43,11 @@ fn free_port() -> SocketAddr {
 }
 
 fn start_ferry(dir: &Path, log: PathBuf, args: &[&str]) -> Ferry {
+    start_ferry_logging(dir, log, args, "info")
+}
+
+/// [`start_ferry`] with the log filter `level`.
+fn start_ferry_logging(dir: &Path, log: PathBuf, args: &[&str], level: &str) -> Ferry {
     let (http, https, admin) = (free_port(), free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("run")
@@ -56,7 +61,7 @@ fn start_ferry(dir: &Path, log: PathBuf, args: &[&str]) -> Ferry {
         .args(["--admin-addr", &admin.to_string()])
         .arg("--manifests")
         .arg(dir)
-        .env("FERRY_LOG", "info")
+        .env("FERRY_LOG", level)
         .env("FERRY_RELOAD_DEBOUNCE", "50ms")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -492,4 +497,59 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         "ferry exits once drained, not after the 60s drain timeout:\n{}",
         status.1
     );
+}
+
+/// Private keys never reach the logs (even at trace level, even when a Secret is broken) nor
+/// the admin server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_keys_are_never_logged_or_exposed() {
+    let backend = start_backend("web").await;
+    let pki = Pki::default();
+    let good = pki.issue(&["secure.test"]);
+    let other = pki.issue(&["bad.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("site.yaml"), tls_site(backend)).unwrap();
+    std::fs::write(
+        dir.path().join("secret.yaml"),
+        tls_secret(&good.chain_pem, &good.key_pem),
+    )
+    .unwrap();
+    // A Secret whose key does not match its certificate, used by another Ingress.
+    let bad = tls_secret(&pki.issue(&["bad.test"]).chain_pem, &other.key_pem)
+        .replace("name: secure-tls", "name: bad-tls");
+    let bad_site = tls_site(backend)
+        .replace("secure", "bad")
+        .replace("name: web", "name: web2");
+    std::fs::write(dir.path().join("bad.yaml"), format!("{bad}---\n{bad_site}")).unwrap();
+    let log = dir.path().join("ferry.log");
+    let mut ferry = start_ferry_logging(dir.path(), log, &[], "trace");
+    ferry.ready().await;
+    let (_, leaf) = tls_connect(ferry.https, Some("secure.test"), &[])
+        .await
+        .unwrap();
+    assert_eq!(leaf, good.leaf_der, "the good Secret is served");
+    let metrics = send(&http1_client(), get(ferry.admin, "x", "/metrics"))
+        .await
+        .unwrap()
+        .body;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let log = ferry.log();
+    assert!(
+        log.contains("bad-tls"),
+        "the broken Secret is reported:\n{log}"
+    );
+    // As text, or as the bytes a Debug print of the Secret's data would show.
+    assert!(!log.contains("PRIVATE KEY"), "a key header in the log");
+    let as_bytes = format!("{:?}", &b"-----BEGIN PRIVATE"[..]);
+    assert!(!log.contains(as_bytes.trim_matches(|c| c == '[' || c == ']')));
+    for key in [&good.key_pem, &other.key_pem] {
+        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+            let fragment = &line[..line.len().min(24)];
+            assert!(
+                !log.contains(fragment),
+                "key material in the log: {fragment}"
+            );
+            assert!(!metrics.contains(fragment), "key material in /metrics");
+        }
+    }
 }

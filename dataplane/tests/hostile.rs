@@ -328,3 +328,69 @@ async fn path_tricks_route_by_the_normal_form_and_reach_the_backend_unmodified()
         );
     }
 }
+
+/// Clients choose Host headers and paths freely: none of it becomes a metric label, so the
+/// number of series stays bounded whatever they send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_strings_never_become_metric_labels() {
+    let proxy = proxy_with(Limits::default()).await;
+    let client = http1_client();
+    for i in 0..50 {
+        let host = format!("cardinality-{i}.evil.test");
+        let _ = send(&client, get(proxy.addr, &host, &format!("/path-{i}"))).await;
+        let _ = send(
+            &client,
+            get(proxy.addr, "app.test", &format!("/cardinality-path-{i}")),
+        )
+        .await;
+    }
+    let metrics = ferry_dataplane::telemetry::render();
+    assert!(
+        !metrics.contains("cardinality-"),
+        "a request string reached the metrics:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("cardinality-"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A replaced snapshot is freed once the last request that started under it ends: swaps
+/// under load do not pile up old routing tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_snapshots_are_freed_after_their_last_request() {
+    use ferry_dataplane::backend::Backend;
+
+    let proxy = start_proxy(ProxyConfig::default());
+    let slow = support::start(Backend::new("slow").with_delay(Duration::from_millis(800))).await;
+    let mut s = SnapshotBuilder::default();
+    let u = s.upstream("slow", &[slow], LoadBalance::RoundRobin);
+    s.route(Some("app.test"), "/", PathType::Prefix, u);
+    s.publish(&proxy.router, 1);
+    let old = std::sync::Arc::downgrade(&proxy.router.current().unwrap());
+
+    // A request in flight under generation 1 while generation 2 replaces it.
+    let addr = proxy.addr;
+    let in_flight =
+        tokio::spawn(async move { send(&http1_client(), get(addr, "app.test", "/")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.publish(&proxy.router, 2);
+    assert!(
+        old.upgrade().is_some(),
+        "freed under a request still using it"
+    );
+    assert_eq!(in_flight.await.unwrap().unwrap().status, 200);
+    support::eventually("generation 1 is freed", || async {
+        old.upgrade().is_none()
+    })
+    .await;
+    // And a swap with no request in between frees at once.
+    let two = std::sync::Arc::downgrade(&proxy.router.current().unwrap());
+    s.publish(&proxy.router, 3);
+    assert!(
+        two.upgrade().is_none(),
+        "generation 2 outlived its replacement"
+    );
+}
