@@ -38,6 +38,16 @@ pub(crate) static UPSTREAM_CONNECT_ERRORS: LazyLock<IntCounterVec> = LazyLock::n
     .expect("metric registers once")
 });
 
+/// Endpoints ejected by passive health checks, by upstream.
+pub(crate) static EJECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ferry_upstream_ejections_total",
+        "Endpoints taken out of rotation after consecutive failures, by upstream.",
+        &["upstream"]
+    )
+    .expect("metric registers once")
+});
+
 pub(crate) static UPSTREAM_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "ferry_upstream_response_header_seconds",
@@ -167,6 +177,7 @@ pub fn init() {
     LazyLock::force(&REQUEST_DURATION);
     LazyLock::force(&UPSTREAM_CONNECT_ERRORS);
     LazyLock::force(&UPSTREAM_LATENCY);
+    LazyLock::force(&EJECTIONS);
     LazyLock::force(&ACTIVE_CONNECTIONS);
     for limit in ["connections", "header_timeout", "headers", "body"] {
         LIMIT_REJECTIONS.with_label_values(&[limit]);

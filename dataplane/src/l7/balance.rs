@@ -4,6 +4,12 @@
 //! multiplied by the requests in flight (as linkerd and Finagle do, and ingress-nginx's
 //! `ewma`). The statistics of an endpoint are keyed by upstream and address and carried over
 //! when a new snapshot keeps the endpoint, so an endpoint change elsewhere resets nothing.
+//!
+//! Passive health (outlier detection, as Envoy's): an endpoint that fails
+//! [`EJECT_AFTER`] times in a row (refused or failed connections, 502/503/504 answers, broken
+//! responses) is ejected for [`EJECTION_BASE`], doubled at each ejection that follows without
+//! a success in between (up to [`EJECTION_MAX`]); when the time is up it gets traffic again.
+//! If every endpoint of an upstream is ejected, all of them are used: ejection only steers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +23,13 @@ use rand::Rng;
 /// How fast old latency samples fade: after `DECAY` a sample weighs 1/e.
 const DECAY: Duration = Duration::from_secs(10);
 
+/// Consecutive failures that eject an endpoint.
+pub(crate) const EJECT_AFTER: u32 = 5;
+/// First ejection time; each further ejection without a success doubles it.
+pub(crate) const EJECTION_BASE: Duration = Duration::from_secs(10);
+/// Longest ejection.
+pub(crate) const EJECTION_MAX: Duration = Duration::from_secs(160);
+
 /// What the balancer knows about one endpoint.
 #[derive(Debug)]
 pub(crate) struct EndpointStats {
@@ -26,6 +39,12 @@ pub(crate) struct EndpointStats {
     ewma_nanos: AtomicU64,
     /// When `ewma_nanos` was last updated, in nanoseconds since `epoch`.
     updated_nanos: AtomicU64,
+    /// Failures since the last success.
+    failures: AtomicU32,
+    /// Ejections since the last success (sets the next ejection's length).
+    ejections: AtomicU32,
+    /// Ejected until this many nanoseconds after `epoch` (0: never ejected).
+    ejected_until_nanos: AtomicU64,
     epoch: Instant,
 }
 
@@ -36,8 +55,44 @@ impl EndpointStats {
             in_flight: AtomicU32::new(0),
             ewma_nanos: AtomicU64::new(0f64.to_bits()),
             updated_nanos: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            ejected_until_nanos: AtomicU64::new(0),
             epoch,
         }
+    }
+
+    /// Whether the endpoint sits out of the rotation now.
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.nanos_now() < self.ejected_until_nanos.load(Ordering::Relaxed)
+    }
+
+    /// The endpoint answered properly.
+    pub(crate) fn record_success(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+        if self.ejections.load(Ordering::Relaxed) != 0 && !self.is_ejected() {
+            self.ejections.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The endpoint failed a request; returns the ejection time when this failure ejects it.
+    pub(crate) fn record_failure(&self) -> Option<Duration> {
+        if self.is_ejected() {
+            // Requests already under way when it was ejected: not new evidence.
+            return None;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < EJECT_AFTER {
+            return None;
+        }
+        self.failures.store(0, Ordering::Relaxed);
+        let n = self.ejections.fetch_add(1, Ordering::Relaxed).min(8);
+        let time = (EJECTION_BASE * 2u32.pow(n)).min(EJECTION_MAX);
+        self.ejected_until_nanos
+            .store(self.nanos_now() + time.as_nanos() as u64, Ordering::Relaxed);
+        Some(time)
     }
 
     /// Lower is better: expected latency scaled by the queue in front of it. The estimate
@@ -147,19 +202,31 @@ impl Balancer {
         if n == 0 {
             return None;
         }
-        let usable = |e: &&Arc<EndpointStats>| !avoid.contains(&e.addr);
+        // Ejected endpoints sit out unless nothing else is left.
+        let healthy = |e: &&Arc<EndpointStats>| !avoid.contains(&e.addr) && !e.is_ejected();
+        self.select_among(healthy).or_else(|| {
+            let usable = |e: &&Arc<EndpointStats>| !avoid.contains(&e.addr);
+            self.select_among(usable)
+        })
+    }
+
+    fn select_among(
+        &self,
+        usable: impl Fn(&&Arc<EndpointStats>) -> bool,
+    ) -> Option<&Arc<EndpointStats>> {
+        let n = self.endpoints.len();
         match self.policy {
             LoadBalance::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
                     .map(|i| &self.endpoints[(start + i) % n])
-                    .find(usable)
+                    .find(&usable)
             }
             LoadBalance::Ewma => {
                 let mut rng = rand::rng();
                 let a = rng.random_range(0..n);
                 let b = (a + 1 + rng.random_range(0..n.max(2) - 1)) % n;
-                let pick = |i: usize| Some(&self.endpoints[i]).filter(usable);
+                let pick = |i: usize| Some(&self.endpoints[i]).filter(&usable);
                 match (pick(a), pick(b)) {
                     (Some(x), Some(y)) => Some(if y.score() < x.score() { y } else { x }),
                     (Some(x), None) | (None, Some(x)) => Some(x),
@@ -167,7 +234,7 @@ impl Balancer {
                     (None, None) => self
                         .endpoints
                         .iter()
-                        .filter(usable)
+                        .filter(&usable)
                         .min_by(|x, y| x.score().total_cmp(&y.score())),
                 }
             }
@@ -214,6 +281,46 @@ mod tests {
         );
         let picks: Vec<u16> = (0..6).map(|_| port(b.select(&[]).unwrap())).collect();
         assert_eq!(picks, [1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn consecutive_failures_eject_for_a_doubling_time_and_a_success_forgives() {
+        for policy in [LoadBalance::RoundRobin, LoadBalance::Ewma] {
+            let b = Balancer::new(
+                &upstream(policy, &[1, 2]),
+                &Carryover::new(),
+                Instant::now(),
+            );
+            let bad = b.endpoints()[0].clone();
+            for _ in 1..EJECT_AFTER {
+                assert_eq!(bad.record_failure(), None);
+            }
+            assert_eq!(bad.record_failure(), Some(EJECTION_BASE));
+            assert!(bad.is_ejected());
+            for _ in 0..20 {
+                assert_eq!(
+                    port(b.select(&[]).unwrap()),
+                    2,
+                    "{policy}: ejected sits out"
+                );
+            }
+            // Alone, an ejected endpoint is still used (never nothing).
+            let two = SocketAddr::from(([127, 0, 0, 1], 2));
+            assert_eq!(port(b.select(&[two]).unwrap()), 1);
+            // Once its time is up, the next run of failures ejects it for twice as long.
+            bad.ejected_until_nanos.store(0, Ordering::Relaxed);
+            for _ in 1..EJECT_AFTER {
+                bad.record_failure();
+            }
+            assert_eq!(bad.record_failure(), Some(EJECTION_BASE * 2));
+            // A success after the ejection resets the count and the doubling.
+            bad.ejected_until_nanos.store(0, Ordering::Relaxed);
+            bad.record_success();
+            for _ in 1..EJECT_AFTER {
+                bad.record_failure();
+            }
+            assert_eq!(bad.record_failure(), Some(EJECTION_BASE));
+        }
     }
 
     #[test]

@@ -74,6 +74,24 @@ impl FerryProxy {
         }
     }
 
+    /// Records a failure of the endpoint the request is on, ejecting it after a run.
+    fn endpoint_failed(&self, ctx: &RequestCtx) {
+        let (Some(in_flight), Some(route)) = (&ctx.in_flight, &ctx.route) else {
+            return;
+        };
+        if let Some(time) = in_flight.stats().record_failure() {
+            telemetry::EJECTIONS
+                .with_label_values(&[&*route.upstream.name])
+                .inc();
+            tracing::warn!(
+                upstream = %route.upstream.name,
+                endpoint = %in_flight.stats().addr,
+                ejected_for = ?time,
+                "endpoint ejected after consecutive failures"
+            );
+        }
+    }
+
     pub fn new(router: Arc<Router>, config: ProxyConfig) -> Self {
         telemetry::init();
         FerryProxy {
@@ -403,9 +421,36 @@ impl ProxyHttp for FerryProxy {
                 .with_label_values(&[&*route.upstream.name, e.etype().as_str()])
                 .inc();
         }
+        self.endpoint_failed(ctx);
         ctx.in_flight = None;
         // Nothing reached the endpoint, so any method may go to another one.
         e.set_retry(ctx.more_candidates && ctx.tried.len() < MAX_ATTEMPTS);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("endpoint {peer}"));
+        let stale = matches!(e.retry, pingora_error::RetryType::ReusedOnly) && client_reused;
+        if stale {
+            // A pooled connection the endpoint had closed: not the endpoint's fault, and it
+            // may be tried again on a fresh connection.
+            ctx.tried.pop();
+        } else {
+            self.endpoint_failed(ctx);
+        }
+        ctx.in_flight = None;
+        // Idempotent requests (whose body, if any, is still buffered) go to another endpoint
+        // once; others could have been acted on and are not repeated.
+        let idempotent = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        e.set_retry(idempotent && ctx.tried.len() < MAX_ATTEMPTS && (ctx.more_candidates || stale));
         e
     }
 
@@ -430,6 +475,12 @@ impl ProxyHttp for FerryProxy {
             if let Some(in_flight) = &ctx.in_flight {
                 in_flight.stats().observe(latency);
             }
+        }
+        // Gateway errors count against the endpoint; anything else is an answer.
+        if matches!(upstream_response.status.as_u16(), 502..=504) {
+            self.endpoint_failed(ctx);
+        } else if let Some(in_flight) = &ctx.in_flight {
+            in_flight.stats().record_success();
         }
         strip_response_hop_by_hop(upstream_response);
         Ok(())
