@@ -48,7 +48,18 @@ fn start_ferry(dir: &Path, log: PathBuf, args: &[&str]) -> Ferry {
 
 /// [`start_ferry`] with the log filter `level`.
 fn start_ferry_logging(dir: &Path, log: PathBuf, args: &[&str], level: &str) -> Ferry {
-    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let addrs = (free_port(), free_port(), free_port());
+    spawn_ferry(dir, log, args, level, addrs)
+}
+
+/// A ferry on the given HTTP, HTTPS and admin addresses.
+fn spawn_ferry(
+    dir: &Path,
+    log: PathBuf,
+    args: &[&str],
+    level: &str,
+    (http, https, admin): (SocketAddr, SocketAddr, SocketAddr),
+) -> Ferry {
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("run")
         .args(args)
@@ -552,4 +563,111 @@ async fn private_keys_are_never_logged_or_exposed() {
             assert!(!metrics.contains(fragment), "key material in /metrics");
         }
     }
+}
+
+/// A binary upgrade under load: a new ferry takes the listening sockets over from the old one
+/// (SIGQUIT), the old one drains and exits 0, and no request fails throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_under_load_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let backend = start_backend("web").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        manifests("upgrade.test", &[("web", backend)]),
+    )
+    .unwrap();
+    let socket = dir.path().join("upgrade.sock");
+    let socket = socket.to_str().unwrap();
+    let args = ["--upgrade-socket", socket, "--drain-timeout", "20s"];
+    let mut old = start_ferry(dir.path(), dir.path().join("old.log"), &args);
+    old.ready().await;
+    serves(&old, "upgrade.test", "/web", "web").await;
+
+    // Load: keep-alive clients and a new connection per request.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load: Vec<_> = (0..6)
+        .map(|i| {
+            let (stop, ok, failed, errors) =
+                (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+            let addr = old.http;
+            tokio::spawn(async move {
+                let mut client = http1_client();
+                while !stop.load(Ordering::Relaxed) {
+                    if i % 2 == 0 {
+                        client = http1_client();
+                    }
+                    match send(&client, get(addr, "upgrade.test", "/web")).await {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            let kind = if i % 2 == 0 {
+                                "new connection"
+                            } else {
+                                "keep-alive"
+                            };
+                            let what = match other {
+                                Ok(r) => format!("{kind}: status {}", r.status),
+                                Err(e) => format!("{kind}: {e:#}"),
+                            };
+                            errors.lock().unwrap().push(what);
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The new ferry waits for the sockets; the old one hands them over on SIGQUIT.
+    let upgrade_args = [&args[..], &["--upgrade"]].concat();
+    let mut new = spawn_ferry(
+        dir.path(),
+        dir.path().join("new.log"),
+        &upgrade_args,
+        "info",
+        (old.http, old.https, old.admin),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = nix::unistd::Pid::from_raw(old.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT).unwrap();
+    new.ready().await;
+    let old_status = tokio::task::spawn_blocking(move || {
+        let status = old.child.wait().unwrap();
+        (status, old.log())
+    })
+    .await
+    .unwrap();
+    // Keep the load on the new process alone for a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert!(
+        old_status.0.success(),
+        "old ferry: {}\n{}",
+        old_status.0,
+        old_status.1
+    );
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 100, "the load ran: {ok} requests");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed: {:?}\nnew ferry:\n{}",
+        ok + failed,
+        errors.lock().unwrap().iter().take(3).collect::<Vec<_>>(),
+        new.log()
+    );
+    assert!(new.log().contains("ferry is serving"), "{}", new.log());
+    assert!(
+        new.child.try_wait().unwrap().is_none(),
+        "the new ferry runs on"
+    );
 }

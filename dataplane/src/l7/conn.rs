@@ -17,6 +17,10 @@ use tokio::time::Instant;
 use crate::config::Limits;
 use crate::telemetry::{ACTIVE_CONNECTIONS, LIMIT_REJECTIONS};
 
+/// How long, after the listeners close on shutdown, keep-alive connections get to see a
+/// `Connection: close` response before the idle ones are closed.
+pub(crate) const IDLE_CLOSE_DELAY: Duration = Duration::from_secs(2);
+
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Where an HTTP/1 connection is: waiting for a request head since a moment, or in a request.
@@ -147,7 +151,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
         }
     }
 
+    /// Called once the listeners have closed. pingora's cleanup closes idle keep-alive
+    /// connections at once, racing clients that are sending on them that very moment; until
+    /// then, each connection's next response carries `Connection: close` and the client
+    /// leaves cleanly. So the idle ones are closed only after [`IDLE_CLOSE_DELAY`].
     async fn cleanup(&self) {
+        tokio::time::sleep(IDLE_CLOSE_DELAY).await;
         self.app.cleanup().await
     }
 }

@@ -55,6 +55,7 @@ pub(crate) const ENV_MAX_REQUEST_HEADERS: &str = "FERRY_MAX_REQUEST_HEADERS";
 pub(crate) const ENV_MAX_REQUEST_HEADER_BYTES: &str = "FERRY_MAX_REQUEST_HEADER_BYTES";
 pub(crate) const ENV_MAX_BODY_SIZE: &str = "FERRY_MAX_BODY_SIZE";
 pub(crate) const ENV_H2_MAX_CONCURRENT_STREAMS: &str = "FERRY_H2_MAX_CONCURRENT_STREAMS";
+pub(crate) const ENV_UPGRADE_SOCKET: &str = "FERRY_UPGRADE_SOCKET";
 pub(crate) const ENV_SHUTDOWN_DELAY: &str = "FERRY_SHUTDOWN_DELAY";
 pub(crate) const ENV_DRAIN_TIMEOUT: &str = "FERRY_DRAIN_TIMEOUT";
 pub(crate) const ENV_LOG_FORMAT: &str = "FERRY_LOG_FORMAT";
@@ -147,6 +148,15 @@ pub(crate) struct RunArgs {
     /// connecting to anything (as `nginx -t` does for a configuration).
     #[arg(long)]
     pub(crate) check: bool,
+    /// Take the listening sockets over from a running ferry (started with the same
+    /// listener addresses and --upgrade-socket), for a binary upgrade without a refused
+    /// connection: start the new one with --upgrade, then send the old one SIGQUIT within
+    /// 5 s. The old one hands its sockets over, stops accepting 5 s later, drains and exits.
+    #[arg(long)]
+    pub(crate) upgrade: bool,
+    /// Unix socket the listening sockets are handed over on, in --upgrade.
+    #[arg(long, env = ENV_UPGRADE_SOCKET, default_value = "/tmp/ferry-upgrade.sock")]
+    pub(crate) upgrade_socket: PathBuf,
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
@@ -489,6 +499,10 @@ pub(crate) struct Settings {
     pub(crate) proxy: ProxyConfig,
     pub(crate) workers: usize,
     pub(crate) shutdown: crate::shutdown::ShutdownConfig,
+    /// Take the listeners over from a running ferry.
+    pub(crate) upgrade: bool,
+    /// Where listeners are handed over (to a new ferry, or from an old one).
+    pub(crate) upgrade_socket: PathBuf,
 }
 
 impl CommonArgs {
@@ -533,6 +547,8 @@ impl CommonArgs {
                 delay: self.shutdown_delay,
                 drain: self.drain_timeout,
             },
+            upgrade: false,
+            upgrade_socket: PathBuf::from("/tmp/ferry-upgrade.sock"),
         }
     }
 }
@@ -550,6 +566,8 @@ impl RunArgs {
         let cluster_mode = matches!(source, Source::Cluster { .. });
         Settings {
             l4: self.l4.config(cluster_mode),
+            upgrade: self.upgrade,
+            upgrade_socket: self.upgrade_socket.clone(),
             ..self.common.settings(source, addrs)
         }
     }

@@ -11,7 +11,7 @@ use ferry_dataplane::Router;
 use ferry_dataplane::admin::{AdminService, Readiness};
 use ferry_dataplane::l4::L4;
 use ferry_dataplane::l7::{Https, proxy_service, self_signed_certificate};
-use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server, ShutdownWatch};
 use pingora_core::services::ServiceReadyNotifier;
 use pingora_core::services::ServiceWithDependents;
@@ -28,9 +28,18 @@ pub(crate) fn run(
     extra: Vec<Box<dyn ServiceWithDependents>>,
 ) -> anyhow::Result<()> {
     // Bind problems are reported here, in plain words, rather than from inside a service.
-    check_bindable(settings.http_addr, "--http-addr")?;
-    check_bindable(settings.https_addr, "--https-addr")?;
-    let admin = TcpListener::bind(settings.admin_addr)
+    // In an upgrade the old process holds the listeners until it hands them over.
+    if settings.upgrade {
+        if settings.l4.is_some() {
+            bail!(
+                "--upgrade hands over the HTTP listeners only; restart ferry to upgrade with the                  L4 path (its pinned maps carry connections over), or pass --l4=false"
+            );
+        }
+    } else {
+        check_bindable(settings.http_addr, "--http-addr")?;
+        check_bindable(settings.https_addr, "--https-addr")?;
+    }
+    let admin = bind_admin(settings.admin_addr)
         .with_context(|| format!("cannot listen on {} (--admin-addr)", settings.admin_addr))?;
     let admin_addr = admin.local_addr()?;
 
@@ -82,9 +91,14 @@ pub(crate) fn run(
         // runtimes then get a moment to stop.
         grace_period_seconds: Some(settings.shutdown.grace_period_seconds()),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: settings.upgrade_socket.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: settings.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let controller = server.add_boxed_service(source);
@@ -133,6 +147,21 @@ pub(crate) fn run(
         }),
     });
     Ok(())
+}
+
+/// The admin listener. `SO_REUSEPORT`, so that during a binary upgrade the new process can
+/// bind it while the old one still serves it.
+fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Fails with a clear message when `addr` cannot be listened on (in use, or a privileged port).

@@ -2,6 +2,7 @@
 //! at once, the listeners keep accepting for `--shutdown-delay` (load balancers take a few
 //! health checks to notice), then close; requests in flight get up to `--drain-timeout` to
 //! finish and ferry exits 0 as soon as no client connection is left. SIGINT stops at once.
+//! SIGQUIT hands the listening sockets to a new ferry started with `--upgrade`, then drains.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,10 @@ use ferry_dataplane::admin::Readiness;
 use ferry_dataplane::telemetry;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{SignalKind, signal};
+
+/// How long pingora keeps accepting beside the new process after handing the listeners over
+/// (its `CLOSE_TIMEOUT`).
+const UPGRADE_OVERLAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShutdownConfig {
@@ -37,10 +42,18 @@ impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
         let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler installs");
         tokio::select! {
             _ = interrupt.recv() => {
                 tracing::info!("SIGINT: stopping now");
                 return ShutdownSignal::FastShutdown;
+            }
+            _ = quit.recv() => {
+                // pingora hands the listeners to the new process, keeps accepting beside it
+                // for 5 s, then closes them; the drain follows.
+                tracing::info!("SIGQUIT: handing the listeners over to the new ferry");
+                exit_when_drained(self.config.drain, UPGRADE_OVERLAP);
+                return ShutdownSignal::GracefulUpgrade;
             }
             _ = terminate.recv() => {}
         }
@@ -55,7 +68,7 @@ impl ShutdownSignalWatch for Signals {
             _ = tokio::time::sleep(self.config.delay) => {}
         }
         tracing::info!("listeners closing; draining requests in flight");
-        exit_when_drained(self.config.drain);
+        exit_when_drained(self.config.drain, Duration::ZERO);
         ShutdownSignal::GracefulTerminate
     }
 }
@@ -63,11 +76,11 @@ impl ShutdownSignalWatch for Signals {
 /// pingora waits out its whole grace period; ferry exits as soon as the last client
 /// connection has closed. Exiting releases the L4 program links with the process's file
 /// descriptors, as a normal stop does; the pinned maps stay, as they always do.
-fn exit_when_drained(timeout: Duration) {
-    let started = Instant::now();
+fn exit_when_drained(timeout: Duration, listeners_close_after: Duration) {
     std::thread::spawn(move || {
         // Give pingora a moment to close the listeners and tell idle connections to go.
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(listeners_close_after + Duration::from_millis(200));
+        let started = Instant::now();
         while started.elapsed() < timeout {
             if telemetry::open_connections() <= 0 {
                 tracing::info!(after = ?started.elapsed(), "drained: no client connection left");
