@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints (the kernel programs for their own target too),
-# all tests (the L4 ones need root and a kernel with BPF), and a smoke run of the benchmark
-# harness.
+# all tests (the L4 ones need root and a kernel with BPF), and smoke runs of the benchmark
+# harnesses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -11,3 +11,4 @@ cargo +nightly clippy -p ferry-ebpf-programs --bin ferry-ebpf --target bpfel-unk
   -Z build-std=core --release -- -D warnings
 cargo test --workspace
 bench/wrk-baseline --smoke
+bench/compare --smoke
