@@ -29,13 +29,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # wrk reports its own percentiles (including p99.9) and errors as one JSON line.
 WRK_LUA = r"""
-done = function(summary, latency, requests)
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+-- Anything but 200 is a failure (a redirect would otherwise pass for a fast proxy).
+function response(status, headers, body) if status ~= 200 then bad = bad + 1 end end
+function done(summary, latency, requests)
+  local not_ok = 0
+  for _, t in ipairs(threads) do not_ok = not_ok + t:get("bad") end
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"requests": %d, "duration_us": %d, "p50": %d, "p99": %d, "p999": %d, ' ..
     '"errors": %d, "non2xx": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), e.connect + e.read + e.write + e.timeout, e.status))
+    latency:percentile(99.9), e.connect + e.read + e.write + e.timeout, not_ok))
 end
 """
 
@@ -163,7 +170,8 @@ class Lab:
             f"addressType: IPv4\nports: [{{port: {port}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"
             for i, port in enumerate(self.backends))
         (m / "bench.yaml").write_text(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bench, namespace: default}\n"
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bench, namespace: default,\n"
+            "  annotations: {ferry.dev/ssl-redirect: 'false'}}\n"
             "spec:\n  ingressClassName: ferry\n  tls: [{hosts: [bench.test], secretName: bench-tls}]\n"
             "  rules: [{host: bench.test, http: {paths: [{path: /, pathType: Prefix, "
             "backend: {service: {name: web, port: {number: 80}}}}]}}]\n"
@@ -254,6 +262,16 @@ backend web
         return p
 
 
+def check(proxy, http, https):
+    """Each proxy must answer 200 from a backend, on both listeners, before it is measured."""
+    for url in (f"http://127.0.0.1:{http}/", f"https://127.0.0.1:{https}/"):
+        out = subprocess.run(["curl", "-sk", "-H", "Host: bench.test", "-w", "\n%{http_code}", url],
+                             capture_output=True, text=True).stdout
+        body, _, status = out.rpartition("\n")
+        if status != "200" or '"backend"' not in body:
+            raise SystemExit(f"{proxy} does not proxy {url}: status {status}: {body[:200]}")
+
+
 def wrk(lab, url, connections, seconds, headers):
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
             "-s", lab.tmp / "wrk.lua", "-H", "Host: bench.test"]
@@ -282,6 +300,8 @@ def run(args):
                     results.append(dict(scenario=name, workers=0, target="backend", rep=rep, **m))
         for workers in args.workers:
             started = {p: lab.start(p, workers) for p in PROXIES}
+            for proxy, (_, http, https) in started.items():
+                check(proxy, http, https)
             for name, (scheme, conns, headers, _) in SCENARIOS.items():
                 for rep in range(args.reps):
                     for proxy in PROXIES:  # interleaved: A B C A B C ...
