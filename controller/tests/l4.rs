@@ -261,33 +261,7 @@ impl Topology {
         }
         for node in ["node1", "node2"] {
             t.write_manifests(node, &manifests(extra_manifests));
-            let dir = t.dir.path().join(node);
-            let cgroup = t.cgroup.join(node);
-            std::fs::create_dir_all(&cgroup).unwrap();
-            let pins = t.pins(node);
-            let args = [
-                "run",
-                "--manifests",
-                dir.to_str().unwrap(),
-                "--l4",
-                "--node-name",
-                node,
-                "--devices",
-                "eth0",
-                "--cgroup-path",
-                cgroup.to_str().unwrap(),
-                "--bpf-pin-path",
-                pins.to_str().unwrap(),
-                "--http-addr",
-                "127.0.0.1:18080",
-                "--https-addr",
-                "127.0.0.1:18443",
-                "--admin-addr",
-                "127.0.0.1:10254",
-                "--reload-debounce",
-                "50ms",
-            ];
-            t.spawn(node, &format!("ferry-{node}"), &args);
+            t.start_ferry(node);
         }
         for node in ["node1", "node2"] {
             t.wait(&format!("ferry on {node} is ready"), || {
@@ -321,6 +295,37 @@ impl Topology {
             .write_all(text.as_bytes())
             .unwrap();
         std::fs::rename(&staged, dir.join("services.yaml")).unwrap();
+    }
+
+    /// Starts ferry on `node` (manifests mode, the L4 path on), as process `ferry-<node>`.
+    fn start_ferry(&mut self, node: &str) {
+        let dir = self.dir.path().join(node);
+        let cgroup = self.cgroup.join(node);
+        std::fs::create_dir_all(&cgroup).unwrap();
+        let pins = self.pins(node);
+        let args = [
+            "run",
+            "--manifests",
+            dir.to_str().unwrap(),
+            "--l4",
+            "--node-name",
+            node,
+            "--devices",
+            "eth0",
+            "--cgroup-path",
+            cgroup.to_str().unwrap(),
+            "--bpf-pin-path",
+            pins.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:18080",
+            "--https-addr",
+            "127.0.0.1:18443",
+            "--admin-addr",
+            "127.0.0.1:10254",
+            "--reload-debounce",
+            "50ms",
+        ];
+        self.spawn(node, &format!("ferry-{node}"), &args);
     }
 
     fn spawn(&mut self, ns: &str, name: &str, args: &[&str]) {
@@ -727,33 +732,7 @@ fn a_service_without_endpoints_refuses_at_once_and_restarts_reconcile() {
     assert_eq!(frontends(&t.dump("node1")), frontends(&before));
     let outside = t.probe("node1", true, &["tcp", "10.96.0.10:80"]);
     assert_eq!(outside[0]["ok"], false, "detached on stop: {outside:?}");
-    let dir = t.dir.path().join("node1");
-    let cgroup = t.cgroup.join("node1");
-    let pins = t.pins("node1");
-    t.spawn(
-        "node1",
-        "ferry-node1",
-        &[
-            "run",
-            "--manifests",
-            dir.to_str().unwrap(),
-            "--l4",
-            "--node-name",
-            "node1",
-            "--devices",
-            "eth0",
-            "--cgroup-path",
-            cgroup.to_str().unwrap(),
-            "--bpf-pin-path",
-            pins.to_str().unwrap(),
-            "--http-addr",
-            "127.0.0.1:18080",
-            "--https-addr",
-            "127.0.0.1:18443",
-            "--admin-addr",
-            "127.0.0.1:10254",
-        ],
-    );
+    t.start_ferry("node1");
     // The pinned maps serve as soon as the programs attach, before the attach is logged.
     t.wait("node1's ferry is back", || {
         t.log("ferry-node1").contains("L4 path attached")

@@ -132,6 +132,18 @@ fn manifests(host: &str, backends: &[(&str, SocketAddr)]) -> String {
     yaml
 }
 
+/// `ferry_http_active_connections` of a running ferry.
+async fn active_connections(ferry: &Ferry) -> i64 {
+    let Ok(r) = send(&http1_client(), get(ferry.admin, "x", "/metrics")).await else {
+        return 0;
+    };
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_http_active_connections "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as i64)
+}
+
 async fn backend_of(ferry: &Ferry, host: &str, path: &str) -> Option<String> {
     let r = send(&http1_client(), get(ferry.http, host, path))
         .await
@@ -453,7 +465,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the four requests are in flight", || async {
+        active_connections(&ferry).await >= 4
+    })
+    .await;
     let pid = nix::unistd::Pid::from_raw(ferry.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let signalled = std::time::Instant::now();
@@ -571,7 +586,6 @@ async fn private_keys_are_never_logged_or_exposed() {
 async fn a_binary_upgrade_under_load_fails_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::Duration;
 
     let backend = start_backend("web").await;
     let dir = tempfile::tempdir().unwrap();
@@ -622,7 +636,10 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the load runs", || async {
+        ok.load(Ordering::Relaxed) >= 100
+    })
+    .await;
 
     // The new ferry waits for the sockets; the old one hands them over on SIGQUIT.
     let upgrade_args = [&args[..], &["--upgrade"]].concat();
@@ -633,7 +650,11 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
         "info",
         (old.http, old.https, old.admin),
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let socket_path = Path::new(socket);
+    eventually("the new ferry waits on the upgrade socket", || async {
+        socket_path.exists()
+    })
+    .await;
     let pid = nix::unistd::Pid::from_raw(old.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT).unwrap();
     new.ready().await;
@@ -643,8 +664,12 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
     })
     .await
     .unwrap();
-    // Keep the load on the new process alone for a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Keep the load on the new process alone for a while.
+    let after_old = ok.load(Ordering::Relaxed);
+    eventually("the new ferry serves the load alone", || async {
+        ok.load(Ordering::Relaxed) >= after_old + 500
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for l in load {
         l.await.unwrap();

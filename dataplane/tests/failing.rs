@@ -102,7 +102,10 @@ async fn a_backend_killed_under_load_fails_no_request() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    support::eventually("the load is running", || async {
+        ok.load(Ordering::Relaxed) >= 300
+    })
+    .await;
     let served_before = ok.load(Ordering::Relaxed);
     // Kill it: the listener and every connection close at once.
     runtime.shutdown_background();

@@ -4,7 +4,7 @@
 //! task-local when a request head has arrived and when its response has ended.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -72,22 +72,43 @@ pub(crate) fn request_done() {
 /// in time.
 #[derive(Debug)]
 pub struct Guard<A> {
-    pub(crate) app: Arc<A>,
-    pub(crate) limits: Limits,
-    pub(crate) h2c: bool,
+    app: Arc<A>,
+    limits: Limits,
+    h2c: bool,
+    /// Connections open on this service's listeners (the limit is per service; the gauge
+    /// sums every service of the process).
+    open: AtomicUsize,
 }
 
-struct Open;
-
-impl Open {
-    fn new() -> Self {
-        ACTIVE_CONNECTIONS.inc();
-        Open
+impl<A> Guard<A> {
+    pub(crate) fn new(app: Arc<A>, limits: Limits, h2c: bool) -> Self {
+        Guard {
+            app,
+            limits,
+            h2c,
+            open: AtomicUsize::new(0),
+        }
     }
 }
 
-impl Drop for Open {
+/// One open connection, counted while it lives.
+struct Open<'a>(&'a AtomicUsize);
+
+impl<'a> Open<'a> {
+    /// Counts a new connection, unless `max` are open already.
+    fn admit(open: &'a AtomicUsize, max: usize) -> Option<Self> {
+        open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        ACTIVE_CONNECTIONS.inc();
+        Some(Open(open))
+    }
+}
+
+impl Drop for Open<'_> {
     fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
         ACTIVE_CONNECTIONS.dec();
     }
 }
@@ -113,11 +134,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if ACTIVE_CONNECTIONS.get() >= self.limits.max_connections as i64 {
+        let Some(_open) = Open::admit(&self.open, self.limits.max_connections) else {
             LIMIT_REJECTIONS.with_label_values(&["connections"]).inc();
             return None;
-        }
-        let _open = Open::new();
+        };
         let timeout = self.limits.client_header_timeout;
         // HTTP/2 has its own idle handling (and a stream's head arrives in one frame).
         let h2 = tokio::time::timeout(timeout, self.is_h2(&mut stream)).await;

@@ -54,7 +54,7 @@ impl FerryProxy {
         if req.headers.len() > limits.max_request_headers {
             return Some((431, "headers", HEADERS));
         }
-        let size = req.uri.to_string().len()
+        let size = req.raw_path().len()
             + req
                 .headers
                 .iter()

@@ -52,11 +52,7 @@ pub fn proxy_service(
     let mut h2 = default_h2_options();
     h2.max_concurrent_streams(limits.h2_max_concurrent_streams);
     proxy.h2_options = Some(h2);
-    let guard = Guard {
-        app: Arc::new(proxy),
-        limits,
-        h2c: true,
-    };
+    let guard = Guard::new(Arc::new(proxy), limits, true);
     let mut service = Service::new("ferry http".to_owned(), guard);
     service.add_tcp(http_addr);
     if let Some(https) = https {

@@ -318,15 +318,22 @@ fn redirect(ctx: &TcContext, saddr_be: u32, daddr_be: u32) -> i32 {
     unsafe { bpf_redirect_neigh(fib.ifindex, core::ptr::null_mut(), 0, 0) as i32 }
 }
 
-#[classifier]
-pub fn ferry_tc_ingress(ctx: TcContext) -> i32 {
-    match parse(&ctx) {
-        Some(p) => tc_ingress(&ctx, &p).unwrap_or_else(|| {
+/// Runs a TC program's logic on a parsed IPv4 TCP/UDP packet; anything else passes untouched,
+/// and a packet the logic could not read is counted and passed.
+#[inline(always)]
+fn tc_run(ctx: &TcContext, logic: impl Fn(&TcContext, &Packet) -> Option<i32>) -> i32 {
+    match parse(ctx) {
+        Some(p) => logic(ctx, &p).unwrap_or_else(|| {
             count(counters::PARSE_ERROR);
             TC_ACT_OK
         }),
         None => TC_ACT_OK,
     }
+}
+
+#[classifier]
+pub fn ferry_tc_ingress(ctx: TcContext) -> i32 {
+    tc_run(&ctx, tc_ingress)
 }
 
 fn tc_ingress(ctx: &TcContext, p: &Packet) -> Option<i32> {
@@ -417,13 +424,7 @@ fn tc_ingress(ctx: &TcContext, p: &Packet) -> Option<i32> {
 
 #[classifier]
 pub fn ferry_tc_egress(ctx: TcContext) -> i32 {
-    match parse(&ctx) {
-        Some(p) => tc_egress(&ctx, &p).unwrap_or_else(|| {
-            count(counters::PARSE_ERROR);
-            TC_ACT_OK
-        }),
-        None => TC_ACT_OK,
-    }
+    tc_run(&ctx, tc_egress)
 }
 
 /// A local backend's reply leaving for the client: it must come from the frontend.

@@ -56,6 +56,7 @@ pub(crate) const ENV_MAX_REQUEST_HEADER_BYTES: &str = "FERRY_MAX_REQUEST_HEADER_
 pub(crate) const ENV_MAX_BODY_SIZE: &str = "FERRY_MAX_BODY_SIZE";
 pub(crate) const ENV_H2_MAX_CONCURRENT_STREAMS: &str = "FERRY_H2_MAX_CONCURRENT_STREAMS";
 pub(crate) const ENV_UPGRADE_SOCKET: &str = "FERRY_UPGRADE_SOCKET";
+const DEFAULT_UPGRADE_SOCKET: &str = "/tmp/ferry-upgrade.sock";
 pub(crate) const ENV_SHUTDOWN_DELAY: &str = "FERRY_SHUTDOWN_DELAY";
 pub(crate) const ENV_DRAIN_TIMEOUT: &str = "FERRY_DRAIN_TIMEOUT";
 pub(crate) const ENV_LOG_FORMAT: &str = "FERRY_LOG_FORMAT";
@@ -155,7 +156,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) upgrade: bool,
     /// Unix socket the listening sockets are handed over on, in --upgrade.
-    #[arg(long, env = ENV_UPGRADE_SOCKET, default_value = "/tmp/ferry-upgrade.sock")]
+    #[arg(long, env = ENV_UPGRADE_SOCKET, default_value = DEFAULT_UPGRADE_SOCKET)]
     pub(crate) upgrade_socket: PathBuf,
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
@@ -548,7 +549,7 @@ impl CommonArgs {
                 drain: self.drain_timeout,
             },
             upgrade: false,
-            upgrade_socket: PathBuf::from("/tmp/ferry-upgrade.sock"),
+            upgrade_socket: PathBuf::from(DEFAULT_UPGRADE_SOCKET),
         }
     }
 }
