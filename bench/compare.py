@@ -12,39 +12,18 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PROXIES = ["ferry", "nginx", "haproxy"]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab import ROOT, Lab, check, cpu_seconds, peak_rss_kib, wrk  # noqa: E402
+import scenarios  # noqa: E402
 
-# wrk reports its own percentiles (including p99.9) and errors as one JSON line.
-WRK_LUA = r"""
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) bad = 0 end
--- Anything but 200 is a failure (a redirect would otherwise pass for a fast proxy).
-function response(status, headers, body) if status ~= 200 then bad = bad + 1 end end
-function done(summary, latency, requests)
-  local not_ok = 0
-  for _, t in ipairs(threads) do not_ok = not_ok + t:get("bad") end
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "p50": %d, "p99": %d, "p999": %d, ' ..
-    '"errors": %d, "non2xx": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), e.connect + e.read + e.write + e.timeout, not_ok))
-end
-"""
+PROXIES = ["ferry", "nginx", "haproxy"]
 
 SCENARIOS = {
     # name: (scheme, connections, extra wrk headers, what it measures)
@@ -55,241 +34,13 @@ SCENARIOS = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, what, proc, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}: {getattr(proc, 'log_text', lambda: '')()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"{what} is not listening on {port} after {timeout}s")
-
-
-def tree(pid):
-    """pid and its descendants (nginx's workers)."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-            except OSError:
-                pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def cpu_seconds(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / CLK_TCK
-
-
-def peak_rss_kib(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            m = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{p}/status").read_text())
-            total += int(m.group(1)) if m else 0
-        except OSError:
-            pass
-    return total
-
-
-class Lab:
-    """Backends, certificates and the proxies under test, in a temporary folder."""
-
-    def __init__(self, ferry_bin, tmp):
-        self.ferry_bin = ferry_bin
-        self.tmp = Path(tmp)
-        self.procs = []
-        self.backends = [free_port(), free_port()]
-        for i, port in enumerate(self.backends):
-            p = self.spawn([ferry_bin, "backend", "--listen", f"127.0.0.1:{port}", "--name", f"b{i}"], f"backend{i}")
-            wait_port(port, "backend", p)
-        key, crt = self.tmp / "tls.key", self.tmp / "tls.crt"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=bench.test",
-             "-addext", "subjectAltName=DNS:bench.test"],
-            check=True, capture_output=True)
-        self.key, self.crt = key, crt
-        (self.tmp / "combined.pem").write_text(crt.read_text() + key.read_text())
-        (self.tmp / "wrk.lua").write_text(WRK_LUA)
-
-    def spawn(self, argv, name, env=None):
-        path = self.tmp / f"{name}.log"
-        log = open(path, "w")
-        p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=log, env=env, start_new_session=True)
-        p.log_text = lambda: path.read_text()[-2000:]
-        self.procs.append(p)
-        return p
-
-    def stop(self, p):
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-
-    def close(self):
-        for p in self.procs:
-            self.stop(p)
-
-    def start(self, proxy, workers):
-        """Starts `proxy`; returns (process, http port, https port)."""
-        http, https = free_port(), free_port()
-        return getattr(self, f"start_{proxy}")(workers, http, https), http, https
-
-    def start_ferry(self, workers, http, https):
-        m = self.tmp / "manifests"
-        m.mkdir(exist_ok=True)
-        indent = lambda pem: "".join(f"    {l}\n" for l in pem.read_text().splitlines())
-        slices = "".join(
-            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-            f"metadata: {{name: web-{i}, namespace: default, labels: {{kubernetes.io/service-name: web}}}}\n"
-            f"addressType: IPv4\nports: [{{port: {port}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"
-            for i, port in enumerate(self.backends))
-        (m / "bench.yaml").write_text(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bench, namespace: default,\n"
-            "  annotations: {ferry.dev/ssl-redirect: 'false'}}\n"
-            "spec:\n  ingressClassName: ferry\n  tls: [{hosts: [bench.test], secretName: bench-tls}]\n"
-            "  rules: [{host: bench.test, http: {paths: [{path: /, pathType: Prefix, "
-            "backend: {service: {name: web, port: {number: 80}}}}]}}]\n"
-            "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n"
-            "spec: {ports: [{port: 80}]}\n" + slices +
-            "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bench-tls, namespace: default}\n"
-            f"type: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{indent(self.crt)}  tls.key: |\n{indent(self.key)}")
-        admin = free_port()
-        env = dict(os.environ, FERRY_LOG="warn")
-        p = self.spawn([self.ferry_bin, "run", "--manifests", m, "--workers", workers,
-                        "--http-addr", f"127.0.0.1:{http}", "--https-addr", f"127.0.0.1:{https}",
-                        "--admin-addr", f"127.0.0.1:{admin}",
-                        "--default-ssl-certificate", "default/bench-tls"], "ferry", env)
-        wait_port(http, "ferry", p)
-        return p
-
-    def start_nginx(self, workers, http, https):
-        # As ingress-nginx configures it: upstream keep-alive, HTTP/1.1 to upstreams, the
-        # forwarding headers, no access log (ferry's is off at warn too).
-        servers = "".join(f"    server 127.0.0.1:{p};\n" for p in self.backends)
-        conf = self.tmp / "nginx.conf"
-        conf.write_text(f"""
-daemon off;
-master_process on;
-user root;
-worker_processes {workers};
-pid {self.tmp}/nginx.pid;
-error_log {self.tmp}/nginx-error.log warn;
-events {{ worker_connections 16384; multi_accept on; }}
-http {{
-  access_log off;
-  keepalive_requests 10000;
-  upstream web {{
-{servers}    keepalive 320;
-    keepalive_requests 10000;
-  }}
-  server {{
-    listen 127.0.0.1:{http} reuseport backlog=4096;
-    listen 127.0.0.1:{https} ssl reuseport backlog=4096;
-    server_name bench.test;
-    ssl_certificate {self.crt};
-    ssl_certificate_key {self.key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    location / {{
-      proxy_pass http://web;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_buffering on;
-    }}
-  }}
-}}
-""")
-        p = self.spawn(["nginx", "-c", conf, "-p", self.tmp], "nginx")
-        wait_port(http, "nginx", p)
-        return p
-
-    def start_haproxy(self, workers, http, https):
-        servers = "".join(f"  server b{i} 127.0.0.1:{p}\n" for i, p in enumerate(self.backends))
-        conf = self.tmp / "haproxy.cfg"
-        conf.write_text(f"""
-global
-  nbthread {workers}
-  maxconn 8000
-  tune.ssl.default-dh-param 2048
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-  option forwardfor
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:{http}
-  bind 127.0.0.1:{https} ssl crt {self.tmp}/combined.pem alpn http/1.1
-  use_backend web if {{ hdr(host) -i bench.test }}
-backend web
-  balance roundrobin
-{servers}""")
-        p = self.spawn(["haproxy", "-f", conf, "-db"], "haproxy")
-        wait_port(http, "haproxy", p)
-        return p
-
-
-def check(proxy, http, https):
-    """Each proxy must answer 200 from a backend, on both listeners, before it is measured."""
-    for url in (f"http://127.0.0.1:{http}/", f"https://127.0.0.1:{https}/"):
-        out = subprocess.run(["curl", "-sk", "-H", "Host: bench.test", "-w", "\n%{http_code}", url],
-                             capture_output=True, text=True).stdout
-        body, _, status = out.rpartition("\n")
-        if status != "200" or '"backend"' not in body:
-            raise SystemExit(f"{proxy} does not proxy {url}: status {status}: {body[:200]}")
-
-
-def wrk(lab, url, connections, seconds, headers):
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-            "-s", lab.tmp / "wrk.lua", "-H", "Host: bench.test"]
-    for h in headers:
-        argv += ["-H", h]
-    out = subprocess.run([str(a) for a in argv + [url]], capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
-    r = json.loads(line[len("WRKJSON "):])
-    return {
-        "rps": r["requests"] / (r["duration_us"] / 1e6),
-        "requests": r["requests"],
-        "p50_ms": r["p50"] / 1000, "p99_ms": r["p99"] / 1000, "p999_ms": r["p999"] / 1000,
-        "errors": r["errors"] + r["non2xx"],
-    }
+def log(line):
+    print(line, file=sys.stderr, flush=True)
 
 
 def run(args):
-    lab = Lab(args.ferry, tempfile.mkdtemp(prefix="ferry-bench-"))
+    # A third backend for the churn scenario's flapping endpoint.
+    lab = Lab(args.ferry, tempfile.mkdtemp(prefix="ferry-bench-"), backends=3)
     results = []  # dicts: scenario, workers, target, rep, metrics...
     try:
         # The ceiling: wrk straight at one backend.
@@ -311,12 +62,18 @@ def run(args):
                         m = wrk(lab, f"{scheme}://127.0.0.1:{port}/", conns, args.seconds, headers)
                         m["cpu_per_100k"] = (cpu_seconds(proc.pid) - before) / max(m["requests"], 1) * 1e5
                         results.append(dict(scenario=name, workers=workers, target=proxy, rep=rep, **m))
-                        print(f"{name:11} w{workers} {proxy:8} rep {rep}: {m['rps']:9.0f} req/s "
-                              f"p99 {m['p99_ms']:.2f} ms errors {m['errors']}", file=sys.stderr)
+                        log(f"{name:11} w{workers} {proxy:8} rep {rep}: {m['rps']:9.0f} req/s "
+                            f"p99 {m['p99_ms']:.2f} ms errors {m['errors']}")
             for proxy, (proc, _, _) in started.items():
                 rss = peak_rss_kib(proc.pid)
                 results.append(dict(scenario="rss", workers=workers, target=proxy, rep=0, peak_rss_kib=rss))
                 lab.stop(proc)
+        if args.scale_hosts:
+            results += scenarios.scale(lab, PROXIES, args.scale_hosts, args.reps, args.seconds, log)
+        if args.churn_seconds and args.churn_seconds[1]:
+            results += scenarios.churn(lab, args.churn_seconds[0], args.churn_seconds[1], 100, log)
+        if args.changes:
+            results += scenarios.change_to_served(lab, args.changes, log)
     finally:
         lab.close()
         shutil.rmtree(lab.tmp, ignore_errors=True)
@@ -372,9 +129,87 @@ def report(args, results):
     lines += ["## Ceiling", "", "wrk straight at one backend: " +
               ", ".join(f"{n} {v:,.0f} req/s" for n, v in ceiling.items() if v), "",
               "## Scenarios", ""] + [f"- `{n}`: {w}" for n, (_, _, _, w) in SCENARIOS.items()]
+    lines += scale_report(results) + churn_report(results) + change_report(results)
     lines += ["", f"Failed requests over all runs: {errors}.", "",
               f"Chart: [{args.name}.svg]({args.name}.svg) (requests/s relative to nginx).", ""]
     return "\n".join(lines), summary, errors
+
+
+def scale_report(results):
+    start = {r["target"]: r for r in results if r["scenario"] == "scale-start"}
+    if not start:
+        return []
+    hosts = next(iter(start.values()))["hosts"]
+    one_route = {t: med([r for r in results if r["scenario"] == "http-50" and r["workers"] == 1
+                         and r["target"] == t], "rps") for t in PROXIES}
+    peak = {r["target"]: r["peak_rss_kib"] for r in results if r["scenario"] == "scale-rss"}
+    rows = {t: [r for r in results if r["scenario"] == "scale" and r["target"] == t] for t in PROXIES}
+    rps = {t: med(rows[t], "rps") for t in PROXIES}
+    lines = [
+        "", f"## {hosts:,} hosts, {hosts * 5:,} endpoints", "",
+        f"Each host its own Ingress rule (HAProxy: a host map), Service and five endpoints (five "
+        f"echo servers on 127.0.0.11-15); 1 worker, 50 connections, each request to one of "
+        f"{scenarios.SCALE_TARGETS} hosts spread over the table, chosen at random. \"serving\": "
+        "from start to the first 200 from the last of those hosts; \"vs 1 route\": requests/s "
+        "relative to the same proxy's `http-50` run with one route.",
+        "",
+        "| proxy | serving after s | RSS idle MiB | peak RSS MiB | req/s | p99 ms | CPU s / 100k req | errors | vs 1 route | vs nginx | vs HAProxy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in PROXIES:
+        if t not in start:
+            continue
+        vs = lambda other: f"{rps[t] / rps[other]:.2f}" if rps.get(other) and other != t else ""
+        vs_one_route = f"{rps[t] / one_route[t]:.2f}" if one_route[t] else "-"
+        lines.append(
+            f"| {t} | {start[t]['startup_s']:.1f} | {start[t]['rss_kib'] / 1024:.1f} | {peak.get(t, 0) / 1024:.1f} | "
+            f"{rps[t]:,.0f} | {med(rows[t], 'p99_ms'):.2f} | {med(rows[t], 'cpu_per_100k'):.2f} | "
+            f"{sum(r['errors'] for r in rows[t])} | {vs_one_route} | {vs('nginx')} | {vs('haproxy')} |")
+    return lines
+
+
+def churn_report(results):
+    phases = {r["phase"]: r for r in results if r["scenario"] == "churn"}
+    if len(phases) < 2:
+        return []
+    b, d = phases["before"], phases["during"]
+    seconds = d["requests"] / d["rps"] if d["rps"] else 0
+    return [
+        "", "## Endpoint churn under load (ferry)", "",
+        f"ferry (1 worker, `--reload-debounce 1ms`) under wrk -c50 while an EndpointSlice of the "
+        f"routed Service flips a third endpoint between ready and not ready: {d['changes']:,} "
+        f"changes in {seconds:.0f} s ({d['changes'] / max(seconds, 1):.0f}/s), {d['swaps']:.0f} "
+        "snapshots swapped in. nginx and HAProxy are not measured here: stock nginx changes "
+        "upstreams only by reloading (ingress-nginx's Lua balancer is not in Debian's nginx), "
+        "and HAProxy's runtime API path is not scripted yet.",
+        "",
+        "| phase | req/s | p50 ms | p99 ms | p99.9 ms | failed |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| before | {b['rps']:,.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {b['p999_ms']:.2f} | {b['errors']} |",
+        f"| during | {d['rps']:,.0f} | {d['p50_ms']:.2f} | {d['p99_ms']:.2f} | {d['p999_ms']:.2f} | {d['errors']} |",
+    ]
+
+
+def change_report(results):
+    rows = [r for r in results if r["scenario"] == "change"]
+    if not rows:
+        return []
+    lines = [
+        "", "## From a change to serving it", "",
+        "A new host is added and polled every millisecond until it answers 200. ferry: a new "
+        "Ingress file in the watched folder, default settings (100 ms debounce: a burst of "
+        "changes is one rebuild), and with the debounce at 1 ms. nginx: a new server block, then a reload (SIGHUP), which is how "
+        "ingress-nginx applies a new host.",
+        "",
+        "| proxy | changes | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for t in scenarios.CHANGE_TARGETS:
+        ms = sorted(r["ms"] for r in rows if r["target"] == t)
+        if ms:
+            lines.append(f"| {t} | {len(ms)} | {scenarios.percentile(ms, 50):.1f} | "
+                         f"{scenarios.percentile(ms, 99):.1f} | {ms[-1]:.1f} |")
+    return lines
 
 
 def chart(args, summary):
@@ -412,9 +247,14 @@ def chart(args, summary):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ferry", required=True, help="the ferry binary")
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=7)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1, 2])
+    parser.add_argument("--scale-hosts", type=int, default=10_000,
+                        help="hosts in the large-table scenario (0: skip)")
+    parser.add_argument("--churn-seconds", type=lambda s: [int(x) for x in s.split(",")], default=[20, 60],
+                        help="BEFORE,DURING: seconds of load without and with endpoint churn (0,0: skip)")
+    parser.add_argument("--changes", type=int, default=100, help="changes timed until served (0: skip)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--name", default=f"{datetime.date.today().isoformat()}-{platform.node()}")
     args = parser.parse_args()

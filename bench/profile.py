@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Profiles ferry under keep-alive HTTP load and writes the hot spots as markdown.
 
-Started by `bench/profile`. The lab (backends, manifests, wrk) is compare.py's, so the profile
+Started by `bench/profile`. The lab (backends, manifests, wrk) is lab.py's, so the profile
 is of the scenario the comparison measures.
 """
 
 import argparse
 import datetime
+import os
 import platform
 import re
 import subprocess
@@ -18,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare  # noqa: E402
+import lab as L  # noqa: E402
 
 # Self time is grouped by who owns the code, by symbol name (first match wins).
 COMPONENTS = [
@@ -48,19 +49,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ferry", required=True)
     parser.add_argument("--seconds", type=int, default=10, help="seconds sampled")
-    parser.add_argument("--out", default=str(compare.ROOT / "bench" / "results"))
+    parser.add_argument("--out", default=str(L.ROOT / "bench" / "results"))
     parser.add_argument("--name", default=f"{datetime.date.today().isoformat()}-{platform.node()}-profile")
     args = parser.parse_args()
 
-    lab = compare.Lab(args.ferry, tempfile.mkdtemp(prefix="ferry-profile-"))
+    lab = L.Lab(args.ferry, tempfile.mkdtemp(prefix="ferry-profile-"))
     data = str(lab.tmp / "perf.data")
     load = {}
     try:
         proc, http, https = lab.start("ferry", 1)
-        compare.check("ferry", http, https)
+        L.check("ferry", http, https)
         url = f"http://127.0.0.1:{http}/"
         runner = threading.Thread(target=lambda: load.update(
-            compare.wrk(lab, url, 50, args.seconds + 6, [])))
+            L.wrk(lab, url, 50, args.seconds + 6, [])))
         runner.start()
         time.sleep(3)  # warm: pools filled, connections established
         subprocess.run(["perf", "record", "-F", "1999", "--call-graph", "dwarf,16384", "-o", data,
@@ -83,7 +84,7 @@ def main():
     lines = [
         f"# Where ferry's CPU goes — {datetime.date.today().isoformat()}",
         "",
-        f"Machine: {platform.node()}, {compare.os.cpu_count()} CPUs, {platform.release()}. "
+        f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}. "
         f"ferry (release, 1 worker) under wrk -t2 -c50 keep-alive HTTP through one route to two "
         f"echo backends; `perf record -F 1999 --call-graph dwarf` on the ferry process for "
         f"{args.seconds} s. Load during the run: {load['rps']:,.0f} requests/s, p99 "
