@@ -422,3 +422,185 @@ async fn replaced_snapshots_are_freed_after_their_last_request() {
         "generation 2 outlived its replacement"
     );
 }
+
+/// Raw HTTP/2 frames, enough to misbehave in ways a well-behaved client library will not.
+mod h2_frames {
+    pub(super) const HEADERS: u8 = 0x1;
+    pub(super) const RST_STREAM: u8 = 0x3;
+    pub(super) const SETTINGS: u8 = 0x4;
+    pub(super) const GOAWAY: u8 = 0x7;
+    pub(super) const END_STREAM_AND_HEADERS: u8 = 0x5;
+    pub(super) const CANCEL: u32 = 0x8;
+    pub(super) const REFUSED_STREAM: u32 = 0x7;
+    pub(super) const ENHANCE_YOUR_CALM: u32 = 0xb;
+    pub(super) const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+
+    pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    /// The connection preface and an empty SETTINGS frame.
+    pub(super) fn preface() -> Vec<u8> {
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(frame(SETTINGS, 0, 0, &[]));
+        out
+    }
+
+    /// A complete GET (HEADERS with END_STREAM) for `authority`: static-table `:method GET`,
+    /// `:scheme http`, `:path /`, and `:authority` as a literal without indexing.
+    pub(super) fn get(stream: u32, authority: &str) -> Vec<u8> {
+        let mut block = vec![0x82, 0x86, 0x84, 0x01, authority.len() as u8];
+        block.extend(authority.as_bytes());
+        frame(HEADERS, END_STREAM_AND_HEADERS, stream, &block)
+    }
+
+    pub(super) fn reset(stream: u32, code: u32) -> Vec<u8> {
+        frame(RST_STREAM, 0, stream, &code.to_be_bytes())
+    }
+
+    /// One frame read from `s`: (type, flags, stream, payload); `None` at the end.
+    pub(super) async fn read(s: &mut tokio::net::TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 9];
+        s.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        s.read_exact(&mut payload).await.ok()?;
+        Some((head[3], head[4], stream, payload))
+    }
+
+    pub(super) fn code(payload: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
+    }
+}
+
+/// A backend that counts the requests it receives and answers each after `delay`.
+async fn counting_backend(
+    delay: Duration,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Requests without bodies: each ends at an empty line.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        count.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_over_the_limit_are_refused_and_rapid_reset_is_cut_off() {
+    use h2_frames::*;
+    use std::sync::atomic::Ordering;
+    let proxy = start_proxy(ProxyConfig {
+        limits: Limits {
+            h2_max_concurrent_streams: 4,
+            ..Limits::default()
+        },
+        ..ProxyConfig::default()
+    });
+    let (backend, served) = counting_backend(Duration::from_millis(300)).await;
+    let mut s = SnapshotBuilder::default();
+    let u = s.upstream("slow", &[backend], LoadBalance::RoundRobin);
+    s.route(Some("app.test"), "/", PathType::Prefix, u);
+    s.publish(&proxy.router, 1);
+
+    // The limit is announced, and streams beyond it are refused while the first are open.
+    let mut c = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut out = preface();
+    for i in 0..6u32 {
+        out.extend(get(1 + 2 * i, "app.test"));
+    }
+    c.write_all(&out).await.unwrap();
+    let (mut announced, mut refused, mut answered) = (None, 0, 0);
+    while answered + refused < 6 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), read(&mut c)).await;
+        let Ok(Some((kind, flags, _, payload))) = frame else {
+            panic!("connection ended after {answered} answers and {refused} refusals");
+        };
+        match kind {
+            SETTINGS if flags & 0x1 == 0 => {
+                for setting in payload.chunks(6) {
+                    if u16::from_be_bytes([setting[0], setting[1]])
+                        == SETTINGS_MAX_CONCURRENT_STREAMS
+                    {
+                        announced = Some(code(setting, 2));
+                    }
+                }
+            }
+            RST_STREAM => {
+                assert_eq!(code(&payload, 0), REFUSED_STREAM, "unexpected reset");
+                refused += 1;
+            }
+            HEADERS => answered += 1,
+            GOAWAY => panic!("GOAWAY {:#x} for six streams", code(&payload, 4)),
+            _ => {}
+        }
+    }
+    assert_eq!(announced, Some(4), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    assert_eq!((answered, refused), (4, 2));
+
+    // Rapid reset (CVE-2023-44487): streams opened and cancelled at once, many per packet.
+    // The connection is told to calm down and closed, long before the backend sees them all.
+    let before = served.load(Ordering::SeqCst);
+    let mut c = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut out = preface();
+    let attempts = 2000u32;
+    for i in 0..attempts {
+        out.extend(get(1 + 2 * i, "app.test"));
+        out.extend(reset(1 + 2 * i, CANCEL));
+    }
+    let _ = c.write_all(&out).await;
+    let mut goaway = None;
+    let read_all = async {
+        while let Some((kind, _, _, payload)) = read(&mut c).await {
+            if kind == GOAWAY {
+                goaway = Some(code(&payload, 4));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all)
+        .await
+        .expect("the attacking connection is closed");
+    assert_eq!(goaway, Some(ENHANCE_YOUR_CALM), "GOAWAY reason");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reached = served.load(Ordering::SeqCst) - before;
+    eprintln!("rapid reset: {reached} of {attempts} cancelled requests reached the backend");
+    assert!(
+        reached < 100,
+        "{reached} of {attempts} cancelled requests reached the backend"
+    );
+    still_serves_h2(proxy.addr).await;
+}
+
+/// The proxy still answers HTTP/2 on a fresh connection.
+async fn still_serves_h2(addr: SocketAddr) {
+    let h2 = support::h2c_connect(addr).await;
+    assert_eq!(h2.get("app.test", "/").await.unwrap().status, 200);
+}

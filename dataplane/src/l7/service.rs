@@ -32,6 +32,9 @@ pub struct Https {
     pub fallback: Arc<CertifiedKey>,
 }
 
+/// Streams a client may open and reset before ferry has served them, per connection.
+const H2_MAX_PENDING_RESETS: usize = 20;
+
 /// Builds the proxy service listening for plain HTTP on `http_addr`, and for HTTPS if asked.
 pub fn proxy_service(
     server_conf: &Arc<ServerConf>,
@@ -48,9 +51,12 @@ pub fn proxy_service(
     options.h2_idle_timeout = Some(limits.client_header_timeout);
     proxy.server_options = Some(options);
     // pingora's bounded defaults (header list size), with our stream limit. Rapid reset
-    // (CVE-2023-44487) is bounded by the h2 crate's pending-reset limit.
+    // (CVE-2023-44487): more than 20 streams opened and reset by the client before they were
+    // served end the connection with GOAWAY ENHANCE_YOUR_CALM (the h2 crate's default, set
+    // here so that it is visible and tested: hostile.rs).
     let mut h2 = default_h2_options();
     h2.max_concurrent_streams(limits.h2_max_concurrent_streams);
+    h2.max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS);
     proxy.h2_options = Some(h2);
     let guard = Guard::new(Arc::new(proxy), limits, true);
     let mut service = Service::new("ferry http".to_owned(), guard);
