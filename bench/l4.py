@@ -129,6 +129,7 @@ class Net:
 
     def configure(self, n, changed=False):
         """Programs n Services in every mode; returns seconds each took to take effect."""
+        self.current_n = n
         return {mode: getattr(self, f"configure_{mode}")(n, changed) for mode in MODES}
 
     def ferry_manifests(self, n, changed):
@@ -162,6 +163,7 @@ class Net:
         return folder
 
     def configure_ferry(self, n, changed):
+        poller = self.poller("ferry", n, changed)
         started = time.monotonic()
         folder = self.ferry_manifests(n, changed)
         if self.ferry_proc is None:
@@ -170,7 +172,7 @@ class Net:
                 "--bpf-pin-path", self.mounts / "bpf" / "ferry", "--devices", "eth0",
                 "--http-addr", "127.0.0.1:18080", "--https-addr", "127.0.0.1:18443",
                 "--admin-addr", "127.0.0.1:10254", "--reload-debounce", "1ms"])
-        return self.until_served("ferry", n, changed, started)
+        return self.served_after(poller, "ferry", started)
 
     def iptables_rules(self, n, changed):
         lines = ["*nat", ":KUBE-SERVICES - [0:0]"]
@@ -194,33 +196,39 @@ class Net:
         return "\n".join(lines + rules + ["COMMIT", ""])
 
     def configure_iptables(self, n, changed):
+        poller = self.poller("iptables", n, changed)
         started = time.monotonic()
         # A full resync, as kube-proxy does on start and periodically (iptables-restore of
         # the whole table; it replaces the chains it names).
         sh("ip", "netns", "exec", self.ns("iptables"), "iptables-restore", input=self.iptables_rules(n, changed))
-        return self.until_served("iptables", n, changed, started)
+        return self.served_after(poller, "iptables", started)
 
     def nft_ruleset(self, n, changed):
         out = ["table ip kube-proxy {",
-               "  chain nat-output { type nat hook output priority -100; policy accept;",
-               "    ip daddr . meta l4proto . th dport vmap @service-ips }",
-               "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; elements = {"]
-        out.append(",\n".join(f"    {cluster_ip('nftables', i)} . tcp . 80 : goto service-{i}" for i in range(n)))
-        out.append("  } }")
+               "  map service-ips {",
+               "    type ipv4_addr . inet_proto . inet_service : verdict",
+               "    elements = {"]
+        out.append(",\n".join(f"      {cluster_ip('nftables', i)} . tcp . 80 : goto service-{i}" for i in range(n)))
+        out += ["    }", "  }"]
         for i in range(n):
             out.append(self.nft_service_chains(i, changed))
-        out.append("}")
+        out += ["  chain nat-output {",
+                "    type nat hook output priority -100; policy accept;",
+                "    ip daddr . meta l4proto . th dport vmap @service-ips",
+                "  }",
+                "}"]
         return "\n".join(out) + "\n"
 
     def nft_service_chains(self, i, changed):
         eps = self.endpoints(i, changed)
         vmap = ", ".join(f"{k} : goto endpoint-{i}-{e}" for k, e in enumerate(eps))
-        chains = [f"  chain service-{i} {{ numgen random mod {len(eps)} vmap {{ {vmap} }} }}"]
-        chains += [f"  chain endpoint-{i}-{e} {{ meta l4proto tcp dnat to 10.77.2.2:{PORTS[e]} }}" for e in eps]
+        chains = [f"  chain service-{i} {{\n    numgen random mod {len(eps)} vmap {{ {vmap} }}\n  }}"]
+        chains += [f"  chain endpoint-{i}-{e} {{\n    meta l4proto tcp dnat to 10.77.2.2:{PORTS[e]}\n  }}" for e in eps]
         return "\n".join(chains)
 
     def configure_nftables(self, n, changed):
         ns = self.ns("nftables")
+        poller = self.poller("nftables", n, changed)
         started = time.monotonic()
         exists = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "kube-proxy"],
                                 capture_output=True).returncode == 0
@@ -241,46 +249,63 @@ class Net:
                 sh("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "kube-proxy")
             sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=self.nft_ruleset(n, changed))
             self.nft_n = n
-        return self.until_served("nftables", n, changed, started)
+        return self.served_after(poller, "nftables", started)
 
-    def until_served(self, mode, n, changed, started, timeout=120):
-        """Seconds from `started` until Service 0 (and the last) answer from the expected
-        backends: polled with one connection every millisecond."""
-        want = set(self.endpoints(0, changed))
-        poller = (
-            "import socket, sys, time, json\n"
-            "addr, want, deadline = sys.argv[1], set(sys.argv[2].split(',')), time.monotonic() + float(sys.argv[3])\n"
-            "host, port = addr.rsplit(':', 1)\n"
+    def poller(self, mode, n, changed, timeout=120):
+        """A client in `mode`'s namespace connecting every millisecond until the Service it
+        watches answers from an expected backend; it prints the time (CLOCK_MONOTONIC, shared
+        by all processes) when that first happens. For a whole set it watches the last Service
+        (new with the set); for an update, Service 0 (whose endpoints change). Returns once it
+        is polling, so that its start-up is not counted."""
+        watched = n - 1 if not self.programmed(mode, n) else 0
+        want = set(self.endpoints(watched, changed))
+        script = self.tmp / "poll.py"
+        script.write_text(
+            "import json, socket, sys, time\n"
+            "host, port = sys.argv[1].rsplit(':', 1)\n"
+            "want, deadline = set(sys.argv[2].split(',')), time.monotonic() + float(sys.argv[3])\n"
+            "first = True\n"
             "while time.monotonic() < deadline:\n"
+            "    name = None\n"
             "    try:\n"
-            "        s = socket.create_connection((host, int(port)), timeout=0.5)\n"
+            "        s = socket.create_connection((host, int(port)), timeout=0.02)\n"
             "        s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n"
             "        data = b''\n"
-            "        while chunk := s.recv(4096): data += chunk\n"
+            "        while chunk := s.recv(4096):\n"
+            "            data += chunk\n"
             "        s.close()\n"
             "        name = json.loads(data.split(b'\\r\\n\\r\\n', 1)[1])['backend']\n"
-            "        if name in want:\n"
-            "            print(time.monotonic()); sys.exit(0)\n"
             "    except (OSError, ValueError, KeyError, IndexError):\n"
             "        pass\n"
+            "    if first:\n"
+            "        print('polling', flush=True)\n"
+            "        first = False\n"
+            "    elif name in want:\n"
+            "        print(time.monotonic(), flush=True)\n"
+            "        sys.exit(0)\n"
             "    time.sleep(0.001)\n"
             "sys.exit(1)\n")
-        script = self.tmp / "poll.py"
-        script.write_text(poller)
-        # Only c serves Service 0 after the change; before it, a or b.
-        r = subprocess.run(self.in_client(mode, [sys.executable, script, f"{cluster_ip(mode, 0)}:80",
-                                                  ",".join(want), timeout]),
-                           capture_output=True, text=True)
-        if r.returncode != 0:
+        p = subprocess.Popen(self.in_client(mode, [sys.executable, script, f"{cluster_ip(mode, watched)}:80",
+                                                   ",".join(sorted(want)), timeout]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.stdout.readline().strip() != "polling":
+            raise SystemExit(f"{mode}: the poller did not start: {p.stderr.read()}")
+        p.want, p.watched = want, watched
+        return p
+
+    def programmed(self, mode, n):
+        return getattr(self, "sizes", {}).get(mode) == n
+
+    def served_after(self, p, mode, started):
+        """Seconds from `started` until the poller saw the expected backend."""
+        out, err = p.communicate()
+        if p.returncode != 0:
             log = (self.tmp / "ferry.log").read_text()[-2000:] if mode == "ferry" else ""
-            raise SystemExit(f"{mode}: Service 0 not served by {want} within {timeout} s {r.stderr} {log}")
-        served = float(r.stdout.strip())
-        if n > 1:
-            last = cluster_ip(mode, n - 1)
-            out = sh(*self.in_client(mode, [self.ferry, "probe", "tcp", f"{last}:80", "--count", "1"]))
-            if not json.loads(out.splitlines()[0]).get("ok"):
-                raise SystemExit(f"{mode}: the last Service {last} does not answer: {out}")
-        return served - started
+            raise SystemExit(f"{mode}: Service {p.watched} not served by {p.want}: {err} {log}")
+        if not hasattr(self, "sizes"):
+            self.sizes = {}
+        self.sizes[mode] = self.ferry_n if mode == "ferry" else self.current_n
+        return float(out.strip()) - started
 
     # --- measuring ------------------------------------------------------------------------
 

@@ -12,3 +12,4 @@ cargo +nightly clippy -p ferry-ebpf-programs --bin ferry-ebpf --target bpfel-unk
 cargo test --workspace
 bench/wrk-baseline --smoke
 bench/compare --smoke
+bench/l4 --smoke
