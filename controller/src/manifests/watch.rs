@@ -9,7 +9,7 @@ use ferry_model::SnapshotSink;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::{ManifestError, load};
+use super::{ManifestError, ParseCache, load_cached};
 use crate::config::ControllerConfig;
 use crate::index::Index;
 use crate::publish::{Outcome, Publisher};
@@ -23,6 +23,8 @@ pub struct ManifestSource {
     publisher: Publisher,
     /// The index behind the snapshot being served.
     current: Option<Index>,
+    /// Files as last parsed: a change re-parses only the files that changed.
+    cache: ParseCache,
 }
 
 impl ManifestSource {
@@ -32,6 +34,7 @@ impl ManifestSource {
             config,
             publisher: Publisher::new(sink),
             current: None,
+            cache: ParseCache::default(),
         }
     }
 
@@ -48,7 +51,7 @@ impl ManifestSource {
     /// On errors nothing changes; each error is logged and returned.
     pub fn reload(&mut self) -> Result<Outcome, Vec<ManifestError>> {
         let started = Instant::now();
-        let loaded = match load(&self.dir) {
+        let loaded = match load_cached(&self.dir, &mut self.cache) {
             Ok(loaded) => loaded,
             Err(errors) => {
                 for e in &errors {
