@@ -35,6 +35,10 @@ MODES = ["ferry", "iptables", "nftables"]
 # blackholed, as nothing may leave unredirected; the others': into the pod namespace, which
 # does not forward, as kube-proxy needs a route for the DNAT to happen after).
 RANGES = {"ferry": 96, "iptables": 97, "nftables": 98}
+# NodePort: a client namespace, a node namespace (ferry's TC programs on its eth0, or
+# kube-proxy's PREROUTING rules) and the pod namespace behind it, per mode.
+NODEPORT_MODES = {"ferry": 3, "iptables": 4}
+NODEPORT = 30080
 PORTS = {"a": 8080, "b": 8081, "c": 8082}
 
 
@@ -114,10 +118,11 @@ class Net:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, 9)
                     p.wait()
-        for ns in ["pod"] + MODES:
+        for ns in ["pod"] + MODES + [f"{role}-{m}" for m in NODEPORT_MODES for role in ("nclient", "node")]:
             subprocess.run(["ip", "netns", "del", self.ns(ns)], capture_output=True)
         if hasattr(self, "cgroup"):
             subprocess.run(["rmdir", self.cgroup], capture_output=True)
+            subprocess.run(["rmdir", f"{self.cgroup}-np"], capture_output=True)
         for fs in ("bpf", "cgroup2"):
             subprocess.run(["umount", self.mounts / fs], capture_output=True)
         subprocess.run(["rm", "-rf", self.mounts, self.tmp], capture_output=True)
@@ -307,23 +312,104 @@ class Net:
         self.sizes[mode] = self.ferry_n if mode == "ferry" else self.current_n
         return float(out.strip()) - started
 
+    # --- NodePort ---------------------------------------------------------------------------
+
+    def nodeport_up(self):
+        """client 10.78.k.2 -> node 10.78.k.1 (eth0) | node 10.79.k.1 (pod0) -> pod 10.79.k.2.
+        The Service has externalTrafficPolicy Local and its endpoints on this node, so both
+        modes only DNAT (no SNAT), and replies return through the node."""
+        pod = self.ns("pod")
+        for mode, k in NODEPORT_MODES.items():
+            client, node = self.ns(f"nclient-{mode}"), self.ns(f"node-{mode}")
+            for ns in (client, node):
+                sh("ip", "netns", "add", ns)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "link", "add", "eth0", "netns", client, "type", "veth", "peer", "name", "eth0", "netns", node)
+            sh("ip", "link", "add", "pod0", "netns", node, "type", "veth", "peer", "name", f"n{k}", "netns", pod)
+            sh("ip", "-n", client, "addr", "add", f"10.78.{k}.2/24", "dev", "eth0")
+            sh("ip", "-n", node, "addr", "add", f"10.78.{k}.1/24", "dev", "eth0")
+            sh("ip", "-n", node, "addr", "add", f"10.79.{k}.1/24", "dev", "pod0")
+            sh("ip", "-n", pod, "addr", "add", f"10.79.{k}.2/24", "dev", f"n{k}")
+            for ns, dev in ((client, "eth0"), (node, "eth0"), (node, "pod0"), (pod, f"n{k}")):
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", pod, "route", "add", f"10.78.{k}.0/24", "via", f"10.79.{k}.1")
+            sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+               "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
+        # ferry: a NodePort Service, endpoints on this node, TC on eth0.
+        k = NODEPORT_MODES["ferry"]
+        folder = self.tmp / "manifests-nodeport"
+        folder.mkdir()
+        slices = "".join(
+            f"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+            f"metadata: {{name: np-{e}, namespace: bench, labels: {{kubernetes.io/service-name: np}}}}\n"
+            f"addressType: IPv4\nports: [{{name: http, port: {PORTS[e]}, protocol: TCP}}]\n"
+            f"endpoints: [{{addresses: [10.79.{k}.2], nodeName: node, conditions: {{ready: true}}}}]\n"
+            for e in ("a", "b"))
+        (folder / "np.yaml").write_text(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: np, namespace: bench}\n"
+            "spec: {type: NodePort, clusterIP: 10.96.250.1, externalTrafficPolicy: Local, "
+            f"ports: [{{name: http, port: 80, targetPort: 8080, nodePort: {NODEPORT}, protocol: TCP}}]}}\n" + slices)
+        cgroup = Path(f"{self.cgroup}-np")
+        cgroup.mkdir()
+        self.spawn("node-ferry", "ferry-nodeport", [
+            self.ferry, "run", "--manifests", folder, "--l4", "--node-name", "node",
+            "--cgroup-path", cgroup, "--bpf-pin-path", self.mounts / "bpf" / "ferry-np",
+            "--devices", "eth0", "--http-addr", "127.0.0.1:18080", "--https-addr", "127.0.0.1:18443",
+            "--admin-addr", "127.0.0.1:10254"])
+        # iptables: kube-proxy's NodePort path for a Local-policy Service with local endpoints.
+        k = NODEPORT_MODES["iptables"]
+        sh("ip", "netns", "exec", self.ns("node-iptables"), "iptables-restore", input="\n".join([
+            "*nat", ":KUBE-NODEPORTS - [0:0]", ":KUBE-SVL-NP - [0:0]",
+            ":KUBE-SEP-NP-a - [0:0]", ":KUBE-SEP-NP-b - [0:0]",
+            "-A PREROUTING -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
+            f"-A KUBE-NODEPORTS -p tcp -m tcp --dport {NODEPORT} -j KUBE-SVL-NP",
+            "-A KUBE-SVL-NP -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-NP-a",
+            "-A KUBE-SVL-NP -j KUBE-SEP-NP-b",
+            f"-A KUBE-SEP-NP-a -p tcp -m tcp -j DNAT --to-destination 10.79.{k}.2:{PORTS['a']}",
+            f"-A KUBE-SEP-NP-b -p tcp -m tcp -j DNAT --to-destination 10.79.{k}.2:{PORTS['b']}",
+            "COMMIT", ""]))
+        for mode in NODEPORT_MODES:
+            self.wait_nodeport(mode)
+
+    def nodeport_url(self, mode):
+        return f"10.78.{NODEPORT_MODES[mode]}.1:{NODEPORT}"
+
+    def wait_nodeport(self, mode, timeout=30):
+        deadline = time.monotonic() + timeout
+        seen = set()
+        while time.monotonic() < deadline and seen != {"a", "b"}:
+            out = sh("ip", "netns", "exec", self.ns(f"nclient-{mode}"), self.ferry, "probe", "tcp",
+                     self.nodeport_url(mode), "--count", "10", check=False)
+            seen |= {json.loads(l).get("backend") for l in out.splitlines() if json.loads(l).get("ok")}
+            time.sleep(0.1)
+        if seen != {"a", "b"}:
+            log = (self.tmp / "ferry-nodeport.log").read_text()[-2000:]
+            raise SystemExit(f"NodePort via {mode}: backends seen {seen}, not a and b\n{log}")
+
     # --- measuring ------------------------------------------------------------------------
 
-    def wrk(self, mode, seconds, close):
+    def wrk(self, mode, seconds, close, nodeport=False):
         lua = self.tmp / "wrk.lua"
         lua.write_text(WRK_LUA)
         argv = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--timeout", "5s", "-s", lua]
         if close:
             argv += ["-H", "Connection: close"]
-        out = sh(*self.in_client(mode, argv + [f"http://{cluster_ip(mode, 0)}:80/"]))
+        if nodeport:
+            out = sh("ip", "netns", "exec", self.ns(f"nclient-{mode}"), *argv, f"http://{self.nodeport_url(mode)}/")
+        else:
+            out = sh(*self.in_client(mode, argv + [f"http://{cluster_ip(mode, 0)}:80/"]))
         line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
         r = json.loads(line[len("WRKJSON "):])
         return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50"] / 1000,
                 "p99_ms": r["p99"] / 1000, "errors": r["errors"] + r["non2xx"]}
 
-    def connect_ms(self, mode, count):
-        out = sh(*self.in_client(mode, [self.ferry, "probe", "tcp", f"{cluster_ip(mode, 0)}:80",
-                                        "--count", count]))
+    def connect_ms(self, mode, count, nodeport=False):
+        if nodeport:
+            out = sh("ip", "netns", "exec", self.ns(f"nclient-{mode}"), self.ferry, "probe", "tcp",
+                     self.nodeport_url(mode), "--count", count)
+        else:
+            out = sh(*self.in_client(mode, [self.ferry, "probe", "tcp", f"{cluster_ip(mode, 0)}:80",
+                                            "--count", count]))
         rows = [json.loads(l) for l in out.splitlines()]
         failed = sum(1 for r in rows if not r.get("ok"))
         ms = sorted(r["connect_ms"] for r in rows if r.get("ok"))
@@ -376,6 +462,16 @@ def main():
                         results.append(dict(kind="update", services=n, mode=mode, rep=u, seconds=seconds))
                     print(f"l4 {n:6} update {u}: " + ", ".join(f"{m} {s * 1e3:.0f} ms" for m, s in took.items()),
                           file=sys.stderr)
+        net.nodeport_up()
+        for rep in range(args.reps):
+            for mode in NODEPORT_MODES:
+                for close in (False, True):
+                    m = net.wrk(mode, args.seconds, close, nodeport=True)
+                    results.append(dict(kind="np-newconn" if close else "np-keepalive", mode=mode, rep=rep, **m))
+                    print(f"l4 nodeport {mode:9} {'newconn' if close else 'keepalive':9} rep {rep}: "
+                          f"{m['rps']:8.0f} req/s p99 {m['p99_ms']:.2f} ms errors {m['errors']}", file=sys.stderr)
+                ms, failed = net.connect_ms(mode, args.connects, nodeport=True)
+                results.append(dict(kind="np-connect", mode=mode, rep=rep, ms=ms, failed=failed))
     finally:
         net.down()
 
@@ -419,6 +515,26 @@ def report(args, results):
                 f"| {n:,} | {mode} | {med(ka, 'rps'):,.0f} | {med(ka, 'p99_ms'):.2f} | {med(nc, 'rps'):,.0f} | "
                 f"{med(nc, 'p50_ms'):.2f} | {med(nc, 'p99_ms'):.2f} | {pct(conn, 50):.3f} | {pct(conn, 99):.3f} | "
                 f"{vs} | {failed} |")
+    lines += ["", "## NodePort", "",
+              "A client namespace connects to the node's address and NodePort; the node forwards to the "
+              "backends in the pod namespace. The Service has `externalTrafficPolicy: Local` with its "
+              "endpoints on the node, so both modes only DNAT: ferry with its TC programs on the node's "
+              "eth0, iptables with kube-proxy's `PREROUTING` → `KUBE-NODEPORTS` → `KUBE-SVL` → `KUBE-SEP` "
+              "chains (and conntrack for the replies).",
+              "",
+              "| mode | keep-alive req/s | p99 ms | new-conn req/s | p50 ms | p99 ms | connect p50 ms | connect p99 ms | vs iptables (new-conn) | failed |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    np_newconn = {m: med(pick(kind="np-newconn", mode=m), "rps") for m in NODEPORT_MODES}
+    for mode in NODEPORT_MODES:
+        ka, nc = pick(kind="np-keepalive", mode=mode), pick(kind="np-newconn", mode=mode)
+        conn_rows = pick(kind="np-connect", mode=mode)
+        conn = sorted(x for r in conn_rows for x in r["ms"])
+        failed = sum(r["errors"] for r in ka + nc) + sum(r["failed"] for r in conn_rows)
+        vs = f"{np_newconn[mode] / np_newconn['iptables']:.2f}" if np_newconn["iptables"] and mode != "iptables" else ""
+        lines.append(
+            f"| {mode} | {med(ka, 'rps'):,.0f} | {med(ka, 'p99_ms'):.2f} | {med(nc, 'rps'):,.0f} | "
+            f"{med(nc, 'p50_ms'):.2f} | {med(nc, 'p99_ms'):.2f} | {pct(conn, 50):.3f} | {pct(conn, 99):.3f} | "
+            f"{vs} | {failed} |")
     lines += ["", "## Programming and updates", "",
               "Time until a client reaches the expected endpoints: for the whole set, from start (ferry: "
               "process start, reading and translating the manifests, loading maps; iptables: "

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints (the kernel programs for their own target too),
+# dependency licenses and sources (cargo-deny, offline),
 # all tests (the L4 ones need root and a kernel with BPF), and smoke runs of the benchmark
 # harnesses.
 set -euo pipefail
@@ -13,3 +14,4 @@ cargo test --workspace
 bench/wrk-baseline --smoke
 bench/compare --smoke
 bench/l4 --smoke
+scripts/audit.sh --offline
