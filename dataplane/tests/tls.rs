@@ -230,3 +230,42 @@ async fn certificate_expiry_is_exported() {
         .as_secs() as i64;
     assert!((seconds - (4_102_444_800 - now)).abs() <= 2, "{line}");
 }
+
+/// A ClientHello declaring 16 MiB: the server refuses it from its header (rustls takes
+/// handshake messages up to 64 KiB) instead of waiting to buffer it, and keeps serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_client_hello_is_refused_from_its_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = start_proxy_tls(ProxyConfig::default(), self_signed_certificate().unwrap());
+    let tls = proxy.tls_addr.unwrap();
+    let mut s = tokio::net::TcpStream::connect(tls).await.unwrap();
+
+    // One full handshake record (type 22, 16 KiB) starting a ClientHello (type 1) that
+    // declares 0xFFFFFF bytes. Nothing more is sent: a server waiting for the rest would
+    // answer nothing.
+    let mut body = vec![1, 0xff, 0xff, 0xff, 3, 3];
+    body.resize(16_384, 0x41);
+    let mut record = vec![22, 3, 1];
+    record.extend((body.len() as u16).to_be_bytes());
+    record.extend(&body);
+    s.write_all(&record).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.read_to_end(&mut answer),
+    );
+    match read.await {
+        Err(_) => panic!("no refusal within 5 s: the server is waiting for 16 MiB"),
+        // A fatal alert record (type 21) then the close, or a reset.
+        Ok(Ok(_)) => assert!(
+            answer.is_empty() || answer[0] == 21,
+            "expected a TLS alert, got {:?}",
+            &answer[..answer.len().min(8)]
+        ),
+        Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+
+    // Others are still served.
+    let (_, leaf) = tls_connect(tls, Some("x.test"), &[]).await.unwrap();
+    assert!(!leaf.is_empty());
+}
