@@ -62,6 +62,9 @@ class Net:
         self.mounts = Path(f"/run/ferry-bench-{os.getpid()}")
         self.procs = []
         self.ferry_proc = None
+        # Services programmed per mode (as last served), and the sizes being configured.
+        self.sizes = {}
+        self.current_n = self.ferry_n = self.nft_n = None
 
     def ns(self, name):
         return f"{self.id}{name}"
@@ -299,7 +302,7 @@ class Net:
         return p
 
     def programmed(self, mode, n):
-        return getattr(self, "sizes", {}).get(mode) == n
+        return self.sizes.get(mode) == n
 
     def served_after(self, p, mode, started):
         """Seconds from `started` until the poller saw the expected backend."""
@@ -307,8 +310,6 @@ class Net:
         if p.returncode != 0:
             log = (self.tmp / "ferry.log").read_text()[-2000:] if mode == "ferry" else ""
             raise SystemExit(f"{mode}: Service {p.watched} not served by {p.want}: {err} {log}")
-        if not hasattr(self, "sizes"):
-            self.sizes = {}
         self.sizes[mode] = self.ferry_n if mode == "ferry" else self.current_n
         return float(out.strip()) - started
 
@@ -435,7 +436,6 @@ def main():
     args = parser.parse_args()
 
     net = Net(args.ferry)
-    net.ferry_n = net.nft_n = None
     results = []
     try:
         net.up()

@@ -34,7 +34,8 @@ COMPONENTS = [
 
 
 def perf_report(data, *args):
-    out = subprocess.run(["perf", "report", "-i", data, "--stdio", *args],
+    # --no-inline: resolving inlined frames runs addr2line, minutes on a debug binary.
+    out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-inline", *args],
                          capture_output=True, text=True, check=True).stdout
     rows = []
     for line in out.splitlines():

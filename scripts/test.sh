@@ -14,4 +14,5 @@ cargo test --workspace
 bench/wrk-baseline --smoke
 bench/compare --smoke
 bench/l4 --smoke
+bench/profile --smoke
 scripts/audit.sh --offline
