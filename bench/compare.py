@@ -13,14 +13,13 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import ROOT, Lab, check, cpu_seconds, peak_rss_kib, wrk  # noqa: E402
+from lab import ROOT, Lab, check, cpu_seconds, median as med, peak_rss_kib, percentile, wrk  # noqa: E402
 import scenarios  # noqa: E402
 
 PROXIES = ["ferry", "nginx", "haproxy"]
@@ -79,10 +78,6 @@ def run(args):
         shutil.rmtree(lab.tmp, ignore_errors=True)
     return results
 
-
-def med(rows, key):
-    values = [r[key] for r in rows]
-    return statistics.median(values) if values else 0
 
 
 def report(args, results):
@@ -207,8 +202,8 @@ def change_report(results):
     for t in scenarios.CHANGE_TARGETS:
         ms = sorted(r["ms"] for r in rows if r["target"] == t)
         if ms:
-            lines.append(f"| {t} | {len(ms)} | {scenarios.percentile(ms, 50):.1f} | "
-                         f"{scenarios.percentile(ms, 99):.1f} | {ms[-1]:.1f} |")
+            lines.append(f"| {t} | {len(ms)} | {percentile(ms, 50):.1f} | "
+                         f"{percentile(ms, 99):.1f} | {ms[-1]:.1f} |")
     return lines
 
 

@@ -20,7 +20,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import ROOT, WRK_LUA  # noqa: E402
+from lab import ROOT, WRK_LUA, median, percentile, wrk_figures  # noqa: E402
 
 MODES = ["ferry", "iptables", "nftables"]
 # Each mode's Services live in their own range; the client namespaces route it (ferry's:
@@ -96,7 +95,18 @@ class Net:
                 sh("ip", "-n", c, "route", "add", service_range, "dev", "eth0")
         for name, port in PORTS.items():
             self.spawn("pod", name, [self.ferry, "backend", "--listen", f"0.0.0.0:{port}", "--name", name])
-        time.sleep(0.5)
+        self.wait_listening("pod", PORTS.values())
+
+    def wait_listening(self, ns, ports, timeout=20):
+        """Until every TCP port in `ports` is listened on in namespace `ns`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = sh("ip", "netns", "exec", self.ns(ns), "ss", "-Hltn")
+            listening = {line.split()[3].rsplit(":", 1)[1] for line in out.splitlines() if line.strip()}
+            if {str(p) for p in ports} <= listening:
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"backends not listening in {ns} within {timeout} s")
 
     def spawn(self, ns, name, argv):
         log = open(self.tmp / f"{name}.log", "w")
@@ -399,10 +409,7 @@ class Net:
             out = sh("ip", "netns", "exec", self.ns(f"nclient-{mode}"), *argv, f"http://{self.nodeport_url(mode)}/")
         else:
             out = sh(*self.in_client(mode, argv + [f"http://{cluster_ip(mode, 0)}:80/"]))
-        line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
-        r = json.loads(line[len("WRKJSON "):])
-        return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50"] / 1000,
-                "p99_ms": r["p99"] / 1000, "errors": r["errors"] + r["non2xx"]}
+        return wrk_figures(out)
 
     def connect_ms(self, mode, count, nodeport=False):
         if nodeport:
@@ -415,12 +422,6 @@ class Net:
         failed = sum(1 for r in rows if not r.get("ok"))
         ms = sorted(r["connect_ms"] for r in rows if r.get("ok"))
         return ms, failed
-
-
-def pct(values, p):
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
 def main():
@@ -487,9 +488,23 @@ def main():
 
 
 def report(args, results):
-    med = lambda rows, key: statistics.median([r[key] for r in rows]) if rows else 0
     pick = lambda **kw: [r for r in results if all(r.get(k) == v for k, v in kw.items())]
     machine = f"{platform.node()}, {os.cpu_count()} CPUs, {platform.release()}"
+    columns = ("keep-alive req/s | p99 ms | new-conn req/s | p50 ms | p99 ms | connect p50 ms | "
+               "connect p99 ms | vs iptables (new-conn) | failed |")
+
+    def row(prefix, mode, **where):
+        """One mode's figures: keep-alive and new-connection runs, connects, vs iptables."""
+        ka, nc = pick(kind=f"{prefix}keepalive", mode=mode, **where), pick(kind=f"{prefix}newconn", mode=mode, **where)
+        connects = pick(kind=f"{prefix}connect", mode=mode, **where)
+        ms = sorted(x for r in connects for x in r["ms"])
+        failed = sum(r["errors"] for r in ka + nc) + sum(r["failed"] for r in connects)
+        iptables = median(pick(kind=f"{prefix}newconn", mode="iptables", **where), "rps")
+        vs = f"{median(nc, 'rps') / iptables:.2f}" if iptables and mode != "iptables" else ""
+        return (f"{median(ka, 'rps'):,.0f} | {median(ka, 'p99_ms'):.2f} | {median(nc, 'rps'):,.0f} | "
+                f"{median(nc, 'p50_ms'):.2f} | {median(nc, 'p99_ms'):.2f} | {percentile(ms, 50):.3f} | "
+                f"{percentile(ms, 99):.3f} | {vs} | {failed} |")
+
     lines = [
         f"# ferry's L4 path vs. kube-proxy's iptables and nftables rules — {datetime.date.today().isoformat()}",
         "",
@@ -500,21 +515,11 @@ def report(args, results):
         f"{args.seconds} s per run, {args.reps} interleaved repetitions, medians; connect latency from "
         f"{args.connects} `ferry probe` connects per repetition.",
         "",
-        "| services | mode | keep-alive req/s | p99 ms | new-conn req/s | p50 ms | p99 ms | connect p50 ms | connect p99 ms | vs iptables (new-conn) | failed |",
+        "| services | mode | " + columns,
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in args.services:
-        newconn = {m: med(pick(kind="newconn", services=n, mode=m), "rps") for m in MODES}
-        for mode in MODES:
-            ka = pick(kind="keepalive", services=n, mode=mode)
-            nc = pick(kind="newconn", services=n, mode=mode)
-            conn = sorted(x for r in pick(kind="connect", services=n, mode=mode) for x in r["ms"])
-            failed = sum(r["errors"] for r in ka + nc) + sum(r["failed"] for r in pick(kind="connect", services=n, mode=mode))
-            vs = f"{newconn[mode] / newconn['iptables']:.2f}" if newconn["iptables"] and mode != "iptables" else ""
-            lines.append(
-                f"| {n:,} | {mode} | {med(ka, 'rps'):,.0f} | {med(ka, 'p99_ms'):.2f} | {med(nc, 'rps'):,.0f} | "
-                f"{med(nc, 'p50_ms'):.2f} | {med(nc, 'p99_ms'):.2f} | {pct(conn, 50):.3f} | {pct(conn, 99):.3f} | "
-                f"{vs} | {failed} |")
+        lines += [f"| {n:,} | {mode} | " + row("", mode, services=n) for mode in MODES]
     lines += ["", "## NodePort", "",
               "A client namespace connects to the node's address and NodePort; the node forwards to the "
               "backends in the pod namespace. The Service has `externalTrafficPolicy: Local` with its "
@@ -522,19 +527,9 @@ def report(args, results):
               "eth0, iptables with kube-proxy's `PREROUTING` → `KUBE-NODEPORTS` → `KUBE-SVL` → `KUBE-SEP` "
               "chains (and conntrack for the replies).",
               "",
-              "| mode | keep-alive req/s | p99 ms | new-conn req/s | p50 ms | p99 ms | connect p50 ms | connect p99 ms | vs iptables (new-conn) | failed |",
+              "| mode | " + columns,
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    np_newconn = {m: med(pick(kind="np-newconn", mode=m), "rps") for m in NODEPORT_MODES}
-    for mode in NODEPORT_MODES:
-        ka, nc = pick(kind="np-keepalive", mode=mode), pick(kind="np-newconn", mode=mode)
-        conn_rows = pick(kind="np-connect", mode=mode)
-        conn = sorted(x for r in conn_rows for x in r["ms"])
-        failed = sum(r["errors"] for r in ka + nc) + sum(r["failed"] for r in conn_rows)
-        vs = f"{np_newconn[mode] / np_newconn['iptables']:.2f}" if np_newconn["iptables"] and mode != "iptables" else ""
-        lines.append(
-            f"| {mode} | {med(ka, 'rps'):,.0f} | {med(ka, 'p99_ms'):.2f} | {med(nc, 'rps'):,.0f} | "
-            f"{med(nc, 'p50_ms'):.2f} | {med(nc, 'p99_ms'):.2f} | {pct(conn, 50):.3f} | {pct(conn, 99):.3f} | "
-            f"{vs} | {failed} |")
+    lines += [f"| {mode} | " + row("np-", mode) for mode in NODEPORT_MODES]
     lines += ["", "## Programming and updates", "",
               "Time until a client reaches the expected endpoints: for the whole set, from start (ferry: "
               "process start, reading and translating the manifests, loading maps; iptables: "
@@ -550,7 +545,7 @@ def report(args, results):
             prog = pick(kind="program", services=n, mode=mode)
             upd = sorted(r["seconds"] * 1e3 for r in pick(kind="update", services=n, mode=mode))
             lines.append(f"| {n:,} | {mode} | {prog[0]['seconds']:.2f} | "
-                         f"{(f'{statistics.median(upd):.0f}' if upd else '-')} | {(f'{upd[-1]:.0f}' if upd else '-')} |")
+                         f"{(f'{percentile(upd, 50):.0f}' if upd else '-')} | {(f'{upd[-1]:.0f}' if upd else '-')} |")
     return "\n".join(lines) + "\n"
 
 

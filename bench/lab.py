@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -296,6 +297,11 @@ def wrk(lab, url, connections, seconds, headers, script=None):
     for h in headers:
         argv += ["-H", h]
     out = subprocess.run([str(a) for a in argv + [url]], capture_output=True, text=True, check=True).stdout
+    return wrk_figures(out)
+
+
+def wrk_figures(out):
+    """The figures of the WRKJSON line that WRK_LUA makes wrk print."""
     line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
     r = json.loads(line[len("WRKJSON "):])
     return {
@@ -306,3 +312,17 @@ def wrk(lab, url, connections, seconds, headers, script=None):
     }
 
 
+
+
+def median(rows, key):
+    """Median of `key` over result rows (0 without rows)."""
+    values = [r[key] for r in rows]
+    return statistics.median(values) if values else 0
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]

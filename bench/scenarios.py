@@ -13,13 +13,12 @@
 import os
 import re
 import signal
-import statistics
 import threading
 import time
 import http.client
 import urllib.request
 
-from lab import check, cpu_seconds, free_port, rss_kib, wrk
+from lab import check, cpu_seconds, free_port, percentile, rss_kib, wrk
 
 # The scale scenario's endpoints: five echo servers, one per loopback address, on one port, so
 # that one EndpointSlice (one port) lists all five endpoints of a Service.
@@ -82,18 +81,6 @@ def haproxy_scale_config(lab, hosts, port):
     return frontend, backends
 
 
-def wait_served(proxy, proc, http, host, timeout):
-    """Seconds until `proxy` answers 200 for `host` (it may listen before it routes)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proxy} exited: {proc.log_text()}")
-        if status(http, host) == 200:
-            return
-        time.sleep(0.01)
-    raise SystemExit(f"{proxy} did not serve {host} within {timeout} s")
-
-
 def status(port, host, path="/"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
@@ -129,11 +116,11 @@ def scale(lab, proxies, hosts, reps, seconds, log):
                 frontend, backends = haproxy_scale_config(lab, hosts, port)
                 proc, http, _ = lab.start("haproxy", 1, frontend=frontend, backends=backends,
                                           name="haproxy-scale", timeout=300)
-            wait_served(proxy, proc, http, targets[-1], 300)
+            poll_until_served(http, targets[-1], proc, timeout=300, interval=0.01)
             startup = time.monotonic() - t0
             for host in (targets[0], targets[-1]):
                 check(proxy, http, host=host)
-            time.sleep(1)
+            time.sleep(1)  # settle before reading memory: start-up buffers freed, not a wait
             idle = rss_kib(proc.pid, "VmRSS")
             log(f"scale      {proxy:8} {hosts} hosts: serving after {startup:.1f} s, RSS {idle / 1024:.1f} MiB")
             results.append(dict(scenario="scale-start", target=proxy, workers=1, rep=0, hosts=hosts,
@@ -265,25 +252,15 @@ def change_to_served(lab, changes, log):
     return results
 
 
-def poll_until_served(http, host, proc, timeout=30):
+def poll_until_served(http, host, proc, timeout=30, interval=0.001):
+    """Milliseconds until the proxy on port `http` answers 200 for `host` (a proxy may listen
+    before it routes), polled every `interval` seconds."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if status(http, host) == 200:
             return (time.monotonic() - started) * 1e3
         if proc.poll() is not None:
             raise SystemExit(f"exited while waiting for {host}: {proc.log_text()}")
-        time.sleep(0.001)
-    raise SystemExit(f"{host} not served {timeout} s after the change")
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * p // 100))
-    return sorted_values[int(rank) - 1]
-
-
-def median(values):
-    return statistics.median(values) if values else 0.0
+        time.sleep(interval)
+    raise SystemExit(f"{host} not served within {timeout} s")
 

@@ -21,7 +21,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::{eventually, get, http1_client, send, start_backend, start_proxy};
+use support::{eventually, get, http1_client, metric_lines, send, start_backend, start_proxy};
 use tokio::sync::watch;
 
 const ELECTION_NS: &str = "ferry-system";
@@ -645,17 +645,6 @@ fn free_port() -> std::net::SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
-}
-
-async fn metric_lines(admin: std::net::SocketAddr, prefix: &str) -> Vec<String> {
-    match send(&http1_client(), get(admin, "admin", "/metrics")).await {
-        Ok(r) => String::from_utf8_lossy(&r.body)
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .map(str::to_owned)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

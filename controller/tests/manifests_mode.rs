@@ -134,13 +134,11 @@ fn manifests(host: &str, backends: &[(&str, SocketAddr)]) -> String {
 
 /// `ferry_http_active_connections` of a running ferry.
 async fn active_connections(ferry: &Ferry) -> i64 {
-    let Ok(r) = send(&http1_client(), get(ferry.admin, "x", "/metrics")).await else {
-        return 0;
-    };
-    String::from_utf8_lossy(&r.body)
-        .lines()
-        .find_map(|l| l.strip_prefix("ferry_http_active_connections "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
+    const NAME: &str = "ferry_http_active_connections ";
+    support::metric_lines(ferry.admin, NAME)
+        .await
+        .first()
+        .and_then(|l| l[NAME.len()..].trim().parse::<f64>().ok())
         .map_or(0, |v| v as i64)
 }
 

@@ -3,7 +3,7 @@
 //! the Ingress v1 rules (longest match; Exact before Prefix; Exact minds a trailing slash).
 #![no_main]
 
-use ferry_model::{PathMatch, PathTrie, PathType, normalize_path};
+use ferry_model::{PathMatch, PathTrie, PathType, normalize_path, reference_lookup};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (Vec<(String, bool)>, Vec<String>)| {
@@ -11,7 +11,11 @@ fuzz_target!(|input: (Vec<(String, bool)>, Vec<String>)| {
     let mut trie = PathTrie::default();
     let mut accepted: Vec<(String, PathType, usize)> = Vec::new();
     for (i, (path, exact)) in rules.into_iter().take(32).enumerate() {
-        let kind = if exact { PathType::Exact } else { PathType::Prefix };
+        let kind = if exact {
+            PathType::Exact
+        } else {
+            PathType::Prefix
+        };
         let Ok(rule) = PathMatch::parse(&path, kind, true) else {
             continue;
         };
@@ -20,33 +24,12 @@ fuzz_target!(|input: (Vec<(String, bool)>, Vec<String>)| {
             accepted.push((path, kind, i));
         }
     }
+    let rules: Vec<(&str, PathType)> = accepted.iter().map(|(p, t, _)| (p.as_str(), *t)).collect();
     for request in requests.iter().take(32) {
         let normal = normalize_path(request);
         assert_eq!(normalize_path(&normal), normal, "normal forms are stable");
         let got = trie.lookup(&normal).copied();
-        assert_eq!(got, reference(&accepted, &normal), "rules {accepted:?}, path {normal:?}");
+        let want = reference_lookup(&rules, &normal).map(|k| accepted[k].2);
+        assert_eq!(got, want, "rules {accepted:?}, path {normal:?}");
     }
 });
-
-fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
-fn reference(rules: &[(String, PathType, usize)], request: &str) -> Option<usize> {
-    let req = segments(request);
-    let req_trailing = !req.is_empty() && request.ends_with('/');
-    rules
-        .iter()
-        .filter(|(path, kind, _)| {
-            let rule = segments(path);
-            match kind {
-                PathType::Exact => {
-                    let rule_trailing = !rule.is_empty() && path.ends_with('/');
-                    rule == req && rule_trailing == req_trailing
-                }
-                _ => req.len() >= rule.len() && req[..rule.len()] == rule[..],
-            }
-        })
-        .max_by_key(|(path, kind, _)| (segments(path).len(), *kind == PathType::Exact))
-        .map(|(_, _, i)| *i)
-}

@@ -25,7 +25,10 @@ fuzz_target!(|input: (&[u8], &[u8])| {
         base64(crt),
         base64(key)
     );
-    let files = [(Path::new("site.yaml"), SITE), (Path::new("secret.yaml"), secret.as_str())];
+    let files = [
+        (Path::new("site.yaml"), SITE),
+        (Path::new("secret.yaml"), secret.as_str()),
+    ];
     if let Ok(loaded) = load_texts(files) {
         let _ = translate(&loaded.index, &ControllerConfig::default());
     }
@@ -41,5 +44,9 @@ fn base64(bytes: &[u8]) -> String {
         }
         out.push_str(&"=".repeat(3 - chunk.len()));
     }
-    if out.is_empty() { "\"\"".to_owned() } else { out }
+    if out.is_empty() {
+        "\"\"".to_owned()
+    } else {
+        out
+    }
 }

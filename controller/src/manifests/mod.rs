@@ -9,7 +9,7 @@
 mod parse;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -90,7 +90,7 @@ impl ParseCache {
 
     /// Forgets files not among `present` (deleted or renamed).
     fn retain(&mut self, present: &[PathBuf]) {
-        let present: std::collections::HashSet<&PathBuf> = present.iter().collect();
+        let present: HashSet<&PathBuf> = present.iter().collect();
         self.files.retain(|file, _| present.contains(file));
     }
 }
@@ -122,10 +122,7 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<Loaded, Vec<Man
     let result = index_files(files.into_iter().map(|file| {
         let parsed = match parse_errors.remove(&file) {
             Some(e) => Err(e),
-            None => {
-                let parsed = &cache.files[&file].1;
-                Ok((parsed.objects.as_slice(), parsed.skipped.clone()))
-            }
+            None => Ok(&cache.files[&file].1),
         };
         (file, parsed)
     }));
@@ -149,22 +146,16 @@ pub fn load_texts<'a>(
         .collect();
     index_files(parsed.iter_mut().map(|(file, parsed)| {
         let parsed = match parsed {
-            Ok(p) => {
-                let p: &Parsed = p;
-                Ok((p.objects.as_slice(), p.skipped.clone()))
-            }
+            Ok(p) => Ok(&*p),
             Err(e) => Err(std::mem::take(e)),
         };
         (file.clone(), parsed)
     }))
 }
 
-/// Objects and skipped kinds of one parsed file.
-type FileObjects<'a> = (&'a [(usize, crate::index::Object)], Vec<String>);
-
 /// Applies parsed files, in order, to a new index; every error of every file is returned.
 fn index_files<'a>(
-    files: impl IntoIterator<Item = (PathBuf, Result<FileObjects<'a>, Vec<ManifestError>>)>,
+    files: impl IntoIterator<Item = (PathBuf, Result<&'a Parsed, Vec<ManifestError>>)>,
 ) -> Result<Loaded, Vec<ManifestError>> {
     let mut loaded = Loaded::default();
     let mut errors = Vec::new();
@@ -172,15 +163,15 @@ fn index_files<'a>(
     for (file, parsed) in files {
         let file = file.as_path();
         loaded.files.push(file.to_owned());
-        let (objects, skipped) = match parsed {
+        let parsed = match parsed {
             Ok(parsed) => parsed,
             Err(mut e) => {
                 errors.append(&mut e);
                 continue;
             }
         };
-        loaded.skipped.extend(skipped);
-        for (doc, object) in objects {
+        loaded.skipped.extend(parsed.skipped.iter().cloned());
+        for (doc, object) in &parsed.objects {
             let doc = *doc;
             let key = object.key();
             if let Some(first) = seen.get(&key) {

@@ -29,6 +29,9 @@ mod tls;
 mod upstream;
 
 pub use host::{HostError, HostMap, HostMatch, normalize_authority};
+#[cfg(feature = "reference")]
+#[doc(hidden)]
+pub use path::reference_lookup;
 pub use path::{PathError, PathMatch, PathTrie, PathType, normalize_path};
 pub use route::{DuplicateRoute, HostRoutes, HttpsPolicy, Route, RouteTable, RouteTableBuilder};
 pub use service::{L4Backend, L4Service, Protocol, ServiceTable};

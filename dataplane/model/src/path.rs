@@ -115,6 +115,32 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
+/// The Ingress v1 path rules read literally, rule by rule, with no trie: the index of the rule
+/// `request` matches (longest path, then Exact over Prefix; Exact minds a trailing slash).
+/// What [`PathTrie`] must agree with, in the property tests here and the `routes` fuzz target.
+#[cfg(any(test, feature = "reference"))]
+#[cfg_attr(not(feature = "reference"), allow(unreachable_pub))]
+#[doc(hidden)]
+pub fn reference_lookup(rules: &[(&str, PathType)], request: &str) -> Option<usize> {
+    let req: Vec<&str> = split(request).collect();
+    let req_trailing = !req.is_empty() && request.ends_with('/');
+    rules
+        .iter()
+        .enumerate()
+        .filter(|(_, (path, path_type))| {
+            let rule: Vec<&str> = split(path).collect();
+            match path_type {
+                PathType::Prefix => req.len() >= rule.len() && req[..rule.len()] == rule[..],
+                PathType::Exact => {
+                    let rule_trailing = !rule.is_empty() && path.ends_with('/');
+                    rule == req && rule_trailing == req_trailing
+                }
+            }
+        })
+        .max_by_key(|(_, (path, path_type))| (split(path).count(), *path_type == PathType::Exact))
+        .map(|(i, _)| i)
+}
+
 /// Rule paths of one host, compiled for lookup.
 #[derive(Debug, Clone)]
 pub struct PathTrie<T> {
@@ -425,29 +451,6 @@ mod tests {
         assert_eq!(show("//a///b", Exact), "/a/b");
     }
 
-    // The reference: the Kubernetes wording, applied rule by rule, with no trie.
-    fn reference<'a>(
-        rules: &'a [(String, PathType)],
-        request: &str,
-    ) -> Option<&'a (String, PathType)> {
-        let req: Vec<&str> = split(request).collect();
-        let req_trailing = !req.is_empty() && request.ends_with('/');
-        rules
-            .iter()
-            .filter(|(path, path_type)| {
-                let rule: Vec<&str> = split(path).collect();
-                match path_type {
-                    Prefix => req.len() >= rule.len() && req[..rule.len()] == rule[..],
-                    Exact => {
-                        let rule_trailing = !rule.is_empty() && path.ends_with('/');
-                        rule == req && rule_trailing == req_trailing
-                    }
-                }
-            })
-            // Longest path, then Exact over Prefix.
-            .max_by_key(|(path, path_type)| (split(path).count(), *path_type == Exact))
-    }
-
     fn segment() -> impl Strategy<Value = String> {
         prop::sample::select(vec!["a", "b", "aa", "ab", "c"]).prop_map(str::to_owned)
     }
@@ -519,9 +522,10 @@ mod tests {
                     kept.push((p.clone(), *t));
                 }
             }
+            let rules: Vec<(&str, PathType)> = kept.iter().map(|(p, t)| (p.as_str(), *t)).collect();
             for request in &requests {
-                let got = trie.lookup(request).map(|&i| &kept[i]);
-                let want = reference(&kept, request);
+                let got = trie.lookup(request).copied();
+                let want = reference_lookup(&rules, request);
                 // Equal-length, equal-type rules are duplicates and were not kept, so the
                 // reference has a unique answer.
                 prop_assert_eq!(got, want, "request {}", request);

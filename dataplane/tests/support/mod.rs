@@ -509,3 +509,16 @@ impl HttpsConn {
         reply(resp).await
     }
 }
+
+/// The lines of an admin server's `/metrics` that start with `prefix` (none if it does not
+/// answer).
+pub async fn metric_lines(admin: SocketAddr, prefix: &str) -> Vec<String> {
+    match send(&http1_client(), get(admin, "admin", "/metrics")).await {
+        Ok(r) => String::from_utf8_lossy(&r.body)
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
